@@ -1,0 +1,213 @@
+"""Operations on cases and their human tasks: start, claim, unclaim, complete, retry.
+
+Each function runs inside a UnitOfWork and is the only code that changes a case or task.
+Every change writes its audit event; refusals raise errors that say why.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import select, update
+
+from . import assignment
+from .errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
+from .models import Case, HumanTask, Person, Scheme, User
+from .runtime.runner import CaseRun
+from .system_actions import system_actions_for
+from .unit_of_work import UnitOfWork
+
+if TYPE_CHECKING:
+    from . import Engine
+
+
+def start_case(
+    engine: Engine,
+    uow: UnitOfWork,
+    process_id: str,
+    actor: User | None,
+    person: Person | None,
+    scheme: Scheme | None,
+    data: dict[str, Any] | None = None,
+) -> tuple[Case, CaseRun]:
+    session = uow.session
+    versions = engine.catalog.pin_versions(session, process_id)
+    bundle = engine.catalog.bundle(session, process_id, versions)
+    actor_name = actor.username if actor else "system"
+    case = Case(
+        process_id=process_id,
+        model_version_id=versions[process_id],
+        subprocess_versions={k: v for k, v in versions.items() if k != process_id},
+        person_id=person.id if person else None,
+        scheme_id=scheme.id if scheme else None,
+        status="running",
+        state="{}",
+        started_by_id=actor.id if actor else None,
+        started_at=uow.now,
+    )
+    session.add(case)
+    session.flush()
+    start_data: dict[str, Any] = {"case_id": case.id}
+    if person is not None:
+        start_data["person"] = {"id": person.id, "name": person.full_name}
+    if scheme is not None:
+        start_data["scheme"] = scheme.as_case_data()
+    start_data.update(data or {})
+    script_engine = CaseRun.script_engine(engine.script_environment, {})
+    workflow = CaseRun.new_workflow(bundle, script_engine, start_data)
+    run = CaseRun(session, case, bundle, workflow, engine.serializer, uow.audit, uow.now, actor_name)
+    script_engine.system_actions = system_actions_for(uow, run)
+    uow.audit.record(
+        uow.now,
+        actor_name,
+        "case_started",
+        f"{process_id} case started" + (f" for {person.full_name}" if person else ""),
+        case_id=case.id,
+        after={"process_id": process_id, "versions": versions, "scheme": scheme.code if scheme else None},
+    )
+    run.advance()
+    run.persist()
+    return case, run
+
+
+def load_run(engine: Engine, uow: UnitOfWork, case: Case, actor: str) -> CaseRun:
+    versions = {case.process_id: case.model_version_id, **case.subprocess_versions}
+    bundle = engine.catalog.bundle(uow.session, case.process_id, versions)
+    script_engine = CaseRun.script_engine(engine.script_environment, {})
+    workflow = engine.serializer.load_workflow(
+        case.state, bundle.spec, bundle.subprocess_specs, script_engine
+    )
+    run = CaseRun(uow.session, case, bundle, workflow, engine.serializer, uow.audit, uow.now, actor)
+    script_engine.system_actions = system_actions_for(uow, run)
+    return run
+
+
+def open_task(uow: UnitOfWork, task_id: int) -> tuple[HumanTask, Case]:
+    task = uow.session.get(HumanTask, task_id)
+    if task is None:
+        raise NotFoundError(f"task {task_id} does not exist")
+    case = uow.session.get(Case, task.case_id)
+    assert case is not None
+    return task, case
+
+
+def _ensure_open(uow: UnitOfWork, task: HumanTask, case: Case) -> None:
+    if task.status == "completed":
+        by = uow.session.get(User, task.completed_by_id) if task.completed_by_id else None
+        who = by.display_name if by else "someone else"
+        when = task.completed_at.strftime("%d %b %Y %H:%M") if task.completed_at else ""
+        raise ConflictError(f"this task was already completed by {who} {when}".rstrip())
+    if task.status == "cancelled":
+        raise ConflictError("this task was cancelled: the case no longer needs it")
+    if case.status != "running":
+        raise ConflictError(f"the case is {case.status}; its tasks cannot be worked on")
+
+
+def _refuse_if_barred(user: User, task: HumanTask, case: Case) -> None:
+    found = assignment.refusals(user, task, case)
+    if found:
+        raise PermissionDenied("; ".join(r.reason for r in found))
+
+
+def claim_task(uow: UnitOfWork, task_id: int, user: User) -> HumanTask:
+    task, case = open_task(uow, task_id)
+    _ensure_open(uow, task, case)
+    if task.assignee_id == user.id:
+        return task
+    _refuse_if_barred(user, task, case)
+    if task.assignee_id is not None:
+        holder = uow.session.get(User, task.assignee_id)
+        raise ConflictError(f"this task is already claimed by {holder.display_name if holder else 'someone'}")
+    claimed = uow.session.execute(
+        update(HumanTask)
+        .where(HumanTask.id == task.id, HumanTask.assignee_id.is_(None), HumanTask.status == "ready")
+        .values(assignee_id=user.id, claimed_at=uow.now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed != 1:
+        raise ConflictError("someone else claimed this task at the same moment")
+    uow.session.refresh(task)
+    uow.audit.record(uow.now, user.username, "task_claimed", f"{task.name} claimed", case_id=case.id, task_id=task.id)
+    return task
+
+
+def unclaim_task(uow: UnitOfWork, task_id: int, user: User) -> HumanTask:
+    task, case = open_task(uow, task_id)
+    _ensure_open(uow, task, case)
+    if task.assignee_id is None:
+        return task
+    if task.assignee_id != user.id and not ({"manager", "admin"} & user.role_names):
+        raise PermissionDenied("only the assignee or a manager can release this task")
+    task.assignee_id = None
+    task.claimed_at = None
+    uow.audit.record(uow.now, user.username, "task_unclaimed", f"{task.name} released", case_id=case.id, task_id=task.id)
+    return task
+
+
+def complete_task(
+    engine: Engine, uow: UnitOfWork, task_id: int, user: User, data: dict[str, Any]
+) -> HumanTask:
+    task, case = open_task(uow, task_id)
+    _ensure_open(uow, task, case)
+    if task.assignee_id is not None and task.assignee_id != user.id:
+        holder = uow.session.get(User, task.assignee_id)
+        raise PermissionDenied(f"this task is claimed by {holder.display_name if holder else 'someone else'}")
+    _refuse_if_barred(user, task, case)
+    if task.form:
+        engine.forms.validate(task.form, data)
+    elif data:
+        raise ValidationError("this task takes no form data", {k: ["is not a field of this task"] for k in data})
+
+    run = load_run(engine, uow, case, user.username)
+    spiff_task = run.task(task.task_uuid)
+    if spiff_task is None or spiff_task.state != TaskState.READY:
+        raise ConflictError("the case has moved on since this task was opened; reload it")
+    spiff_task.data.update(data)
+    spiff_task.run()
+
+    if task.assignee_id is None:
+        task.assignee_id = user.id
+        task.claimed_at = uow.now
+    task.status = "completed"
+    task.completed_by_id = user.id
+    task.completed_at = uow.now
+    task.submitted_data = data
+    uow.audit.record(
+        uow.now,
+        user.username,
+        "task_completed",
+        f"{task.name} completed",
+        case_id=case.id,
+        task_id=task.id,
+        after={"task": task.task_spec_id, "data": data},
+    )
+    run.advance()
+    run.persist()
+    return task
+
+
+def retry_case(engine: Engine, uow: UnitOfWork, case_id: int, user: User) -> Case:
+    """Run a case's failed step again (after the model or data was fixed)."""
+    case = uow.session.get(Case, case_id)
+    if case is None:
+        raise NotFoundError(f"case {case_id} does not exist")
+    if case.status != "errored":
+        raise ConflictError(f"case {case_id} is {case.status}, not errored")
+    run = load_run(engine, uow, case, user.username)
+    for failed in run.workflow.get_tasks(state=TaskState.ERROR):
+        failed._set_state(TaskState.READY)
+    case.status = "running"
+    case.error_message = None
+    case.error_element = None
+    uow.audit.record(uow.now, user.username, "case_retried", "failed step run again", case_id=case.id)
+    run.advance()
+    run.persist()
+    return case
+
+
+def find_user(uow: UnitOfWork, username: str) -> User:
+    user = uow.session.scalars(select(User).where(User.username == username)).first()
+    if user is None:
+        raise NotFoundError(f"user '{username}' does not exist")
+    return user

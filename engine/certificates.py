@@ -1,0 +1,97 @@
+"""Certificate numbering and issue.
+
+Numbers look like `CWI-2026-000042`: scheme code, year of issue, serial per scheme and year.
+The serial row is locked while a number is drawn, and the number column is unique, so two
+decisions granted at the same moment can never share a number.
+"""
+
+from __future__ import annotations
+
+import calendar
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .audit import AuditLog
+from .models import Case, Certificate, CertificateSequence, CertificateStatusChange, Person, Scheme
+
+
+def add_months(start: date, months: int) -> date:
+    month_index = start.month - 1 + months
+    year = start.year + month_index // 12
+    month = month_index % 12 + 1
+    day = min(start.day, calendar.monthrange(year, month)[1])
+    return date(year, month, day)
+
+
+def next_certificate_number(session: Session, scheme_code: str, year: int) -> str:
+    sequence = session.execute(
+        select(CertificateSequence)
+        .where(CertificateSequence.scheme_code == scheme_code, CertificateSequence.year == year)
+        .with_for_update()
+    ).scalar_one_or_none()
+    if sequence is None:
+        sequence = CertificateSequence(scheme_code=scheme_code, year=year, next_serial=1)
+        session.add(sequence)
+    serial = sequence.next_serial
+    sequence.next_serial = serial + 1
+    return f"{scheme_code}-{year}-{serial:06d}"
+
+
+def issue_certificate(
+    session: Session,
+    audit: AuditLog,
+    case: Case,
+    person: Person,
+    scheme: Scheme,
+    now: datetime,
+    actor: str,
+) -> Certificate:
+    """Grant: a new active certificate valid for the scheme's validity period."""
+    effective = now.date()
+    certificate = Certificate(
+        number=next_certificate_number(session, scheme.code, effective.year),
+        person_id=person.id,
+        scheme_id=scheme.id,
+        scheme_code=scheme.code,
+        scheme_version=scheme.version,
+        scope=scheme.scope,
+        case_id=case.id,
+        issued_at=now,
+        effective_on=effective,
+        expires_on=add_months(effective, scheme.validity_months),
+        status="active",
+    )
+    session.add(certificate)
+    session.flush()
+    session.add(
+        CertificateStatusChange(
+            certificate_id=certificate.id,
+            from_status=None,
+            to_status="active",
+            reason="certification granted",
+            changed_at=now,
+            case_id=case.id,
+        )
+    )
+    audit.record(
+        now,
+        actor,
+        "certificate_issued",
+        f"certificate {certificate.number} issued to {person.full_name} ({scheme.code} v{scheme.version})",
+        case_id=case.id,
+        after=certificate_summary(certificate),
+    )
+    return certificate
+
+
+def certificate_summary(certificate: Certificate) -> dict[str, str]:
+    return {
+        "number": certificate.number,
+        "scheme": certificate.scheme_code,
+        "scheme_version": certificate.scheme_version,
+        "status": certificate.status,
+        "effective_on": certificate.effective_on.isoformat(),
+        "expires_on": certificate.expires_on.isoformat(),
+    }

@@ -1,0 +1,115 @@
+"""Demo data: two schemes, staff for every role, a few applicants. Loading is idempotent."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .models import Person, Scheme, User, UserRole
+from .passwords import hash_password
+from .unit_of_work import UnitOfWork
+
+DEMO_PASSWORD = "certrail-demo"
+
+SCHEMES = [
+    dict(
+        code="CWI",
+        version="2026.1",
+        name="Certified Welding Inspector",
+        scope="Visual and documentary inspection of fusion welds on steel structures (ISO 5817, level B-D)",
+        prerequisites=["3 years of welding practice", "eye test within the last 12 months"],
+        has_practical=True,
+        pass_mark=70,
+        validity_months=36,
+        surveillance_months=12,
+        recertification={"cpd_hours": 60, "or": "re-examination"},
+    ),
+    dict(
+        code="DPO",
+        version="2026.1",
+        name="Data Protection Officer",
+        scope="Advising and monitoring compliance with the GDPR in organisations of any size",
+        prerequisites=["2 years of professional experience in data protection or law"],
+        has_practical=False,
+        pass_mark=65,
+        validity_months=24,
+        surveillance_months=12,
+        recertification={"cpd_hours": 40},
+    ),
+]
+
+# username, display name, roles, external?
+STAFF = [
+    ("clerk", "Clara Clerk", ["clerk"], False),
+    ("reviewer", "Rafael Reviewer", ["reviewer"], False),
+    ("examiner", "Erika Examiner", ["examiner"], True),
+    ("examiner2", "Ethan Examiner", ["examiner"], False),
+    ("invigilator", "Ivo Invigilator", ["invigilator"], True),
+    ("decider", "Dana Decider", ["decision_maker"], False),
+    ("decider2", "Diego Decider", ["decision_maker"], False),
+    ("examiner_decider", "Max Multirole", ["examiner", "decision_maker"], False),
+    ("reviewer_panel", "Rita Panel", ["reviewer", "appeals_panel"], False),
+    ("panel", "Paula Panel", ["appeals_panel"], False),
+    ("complaints", "Carl Complaints", ["complaints_officer"], False),
+    ("quality", "Quinn Quality", ["quality_manager"], False),
+    ("owner", "Olga Owner", ["process_owner"], False),
+    ("manager", "Mona Manager", ["manager"], False),
+    ("admin", "Adam Admin", ["admin"], False),
+]
+
+APPLICANTS = [
+    ("alice", "Alice", "Applicant", "alice@example.org", date(1988, 4, 2)),
+    ("bob", "Bob", "Builder", "bob@example.org", date(1979, 11, 23)),
+    ("chen", "Chen", "Li", "chen@example.org", date(1992, 7, 9)),
+]
+
+
+def load_demo(uow: UnitOfWork) -> dict[str, int]:
+    session = uow.session
+    counts = {"schemes": 0, "staff": 0, "applicants": 0}
+    password = hash_password(DEMO_PASSWORD)
+    for spec in SCHEMES:
+        exists = session.scalars(
+            select(Scheme).where(Scheme.code == spec["code"], Scheme.version == spec["version"])
+        ).first()
+        if exists is None:
+            session.add(Scheme(**spec))
+            counts["schemes"] += 1
+    for username, name, roles, external in STAFF:
+        if _user(session, username) is None:
+            user = User(
+                username=username,
+                display_name=name,
+                email=f"{username}@certrail.example",
+                password_hash=password,
+                is_external=external,
+                created_at=uow.now,
+            )
+            user.roles = [UserRole(role=r) for r in roles]
+            session.add(user)
+            counts["staff"] += 1
+    for username, given, family, email, born in APPLICANTS:
+        if _user(session, username) is None:
+            person = Person(given_name=given, family_name=family, email=email, date_of_birth=born, created_at=uow.now)
+            session.add(person)
+            session.flush()
+            user = User(
+                username=username,
+                display_name=f"{given} {family}",
+                email=email,
+                password_hash=password,
+                person_id=person.id,
+                created_at=uow.now,
+            )
+            user.roles = [UserRole(role="applicant")]
+            session.add(user)
+            counts["applicants"] += 1
+    if any(counts.values()):
+        uow.audit.record(uow.now, "system", "demo_loaded", "demo data loaded", after=counts)
+    return counts
+
+
+def _user(session: Session, username: str) -> User | None:
+    return session.scalars(select(User).where(User.username == username)).first()

@@ -1,0 +1,29 @@
+"""Tables, one module per aggregate."""
+
+from .audit import AuditChainHead, AuditEvent
+from .base import Base
+from .cases import Case, CaseLink
+from .certificates import Certificate, CertificateSequence, CertificateStatusChange
+from .people import ROLES, Person, User, UserRole
+from .process_models import ModelVersion
+from .schemes import Scheme
+from .tasks import HumanTask, Timer
+
+__all__ = [
+    "ROLES",
+    "AuditChainHead",
+    "AuditEvent",
+    "Base",
+    "Case",
+    "CaseLink",
+    "Certificate",
+    "CertificateSequence",
+    "CertificateStatusChange",
+    "HumanTask",
+    "ModelVersion",
+    "Person",
+    "Scheme",
+    "Timer",
+    "User",
+    "UserRole",
+]

@@ -1,0 +1,52 @@
+"""Certificates and the history of their status."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base
+
+CERTIFICATE_STATUSES = ("active", "suspended", "withdrawn", "expired", "reduced")
+
+
+class Certificate(Base):
+    __tablename__ = "certificates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(40), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    scheme_id: Mapped[int] = mapped_column(ForeignKey("schemes.id"))
+    scheme_code: Mapped[str] = mapped_column(String(40))
+    scheme_version: Mapped[str] = mapped_column(String(20))
+    scope: Mapped[str] = mapped_column(Text)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    issued_at: Mapped[datetime]
+    effective_on: Mapped[date]
+    expires_on: Mapped[date] = mapped_column(index=True)
+    status: Mapped[str] = mapped_column(String(20), default="active", index=True)
+
+
+class CertificateStatusChange(Base):
+    __tablename__ = "certificate_status_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    changed_at: Mapped[datetime]
+    changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+
+
+class CertificateSequence(Base):
+    """Next serial number per scheme and year; row-locked while a number is drawn."""
+
+    __tablename__ = "certificate_sequences"
+
+    scheme_code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    year: Mapped[int] = mapped_column(primary_key=True)
+    next_serial: Mapped[int] = mapped_column(default=1)

@@ -1,0 +1,41 @@
+"""Certification schemes: versioned programme data, not code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base
+
+
+class Scheme(Base):
+    __tablename__ = "schemes"
+    __table_args__ = (UniqueConstraint("code", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), index=True)
+    version: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(200))
+    scope: Mapped[str] = mapped_column(Text)
+    prerequisites: Mapped[list[Any]] = mapped_column(default=list)
+    has_practical: Mapped[bool] = mapped_column(default=False)
+    pass_mark: Mapped[int] = mapped_column(default=70)
+    validity_months: Mapped[int]
+    surveillance_months: Mapped[int] = mapped_column(default=12)
+    recertification: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    active: Mapped[bool] = mapped_column(default=True)
+
+    def as_case_data(self) -> dict[str, Any]:
+        """What a process sees of its scheme (`scheme[...]` in conditions and scripts)."""
+        return {
+            "code": self.code,
+            "version": self.version,
+            "name": self.name,
+            "scope": self.scope,
+            "has_practical": self.has_practical,
+            "pass_mark": self.pass_mark,
+            "validity_months": self.validity_months,
+            "surveillance_months": self.surveillance_months,
+        }

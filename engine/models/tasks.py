@@ -1,0 +1,62 @@
+"""Human tasks and timers: query tables materialised from the workflow state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base
+
+TASK_STATUSES = ("ready", "completed", "cancelled")
+
+
+class HumanTask(Base):
+    """A READY user task, kept in step with the case state in the same transaction."""
+
+    __tablename__ = "human_tasks"
+    __table_args__ = (
+        Index("ix_human_tasks_status_role_due", "status", "role", "due_at"),
+        Index("ix_human_tasks_assignee_status", "assignee_id", "status"),
+        Index("ix_human_tasks_completed_by", "completed_by_id", "completed_at"),
+        Index("ix_human_tasks_case_status", "case_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    task_uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    task_spec_id: Mapped[str] = mapped_column(String(200))
+    process_id: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(40))
+    form: Mapped[str | None] = mapped_column(String(100))
+    instructions: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="ready")
+    priority: Mapped[int] = mapped_column(default=0)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # Usernames allowed to take the task; None means anyone holding `role`.
+    candidates: Mapped[list[Any] | None] = mapped_column()
+    created_at: Mapped[datetime]
+    due_at: Mapped[datetime | None]
+    claimed_at: Mapped[datetime | None]
+    completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    completed_at: Mapped[datetime | None]
+    submitted_data: Mapped[dict[str, Any] | None] = mapped_column()
+
+
+class Timer(Base):
+    """A waiting BPMN timer event and when it is due."""
+
+    __tablename__ = "timers"
+    __table_args__ = (Index("ix_timers_status_fire_at", "status", "fire_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    task_uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    task_spec_id: Mapped[str] = mapped_column(String(200))
+    fire_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(20), default="waiting")
+    fired_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)

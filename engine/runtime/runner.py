@@ -1,0 +1,225 @@
+"""Running one case for one unit of work: restore, step, and reflect the state into tables.
+
+`CaseRun` is the only code that touches a live SpiffWorkflow object. After every change it
+brings the query tables (human tasks, timers, case status) in line with the workflow and
+serializes the state once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.task import Task
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..audit import AuditLog
+from ..catalog import SpecBundle
+from ..models import Case, HumanTask, Timer
+from .sandbox import CertrailScriptEngine, RestrictedEnvironment, SandboxViolation
+from .serializer import StateSerializer
+from .specs import due_at
+
+SystemAction = Callable[[Task, dict[str, Any]], dict[str, Any]]
+
+
+class CaseRun:
+    def __init__(
+        self,
+        session: Session,
+        case: Case,
+        bundle: SpecBundle,
+        workflow: BpmnWorkflow,
+        serializer: StateSerializer,
+        audit: AuditLog,
+        now: datetime,
+        actor: str,
+    ):
+        self.session = session
+        self.case = case
+        self.bundle = bundle
+        self.workflow = workflow
+        self.serializer = serializer
+        self.audit = audit
+        self.now = now
+        self.actor = actor
+
+    # -- construction ------------------------------------------------------------------
+
+    @staticmethod
+    def script_engine(
+        environment: RestrictedEnvironment, actions: dict[str, SystemAction]
+    ) -> CertrailScriptEngine:
+        engine = CertrailScriptEngine(environment)
+        engine.system_actions = actions
+        return engine
+
+    @classmethod
+    def new_workflow(
+        cls, bundle: SpecBundle, script_engine: CertrailScriptEngine, data: dict[str, Any]
+    ) -> BpmnWorkflow:
+        workflow = BpmnWorkflow(bundle.spec, bundle.subprocess_specs, script_engine=script_engine)
+        for task in workflow.get_tasks(state=TaskState.READY):
+            task.data.update(data)
+        return workflow
+
+    # -- stepping ------------------------------------------------------------------------
+
+    def advance(self) -> bool:
+        """Run automatic steps until the case waits for people or timers.
+
+        Returns False when a script or system step failed: the case is then marked errored
+        with the element id, its state (up to the failed step) is kept for a retry.
+        """
+        try:
+            self.workflow.do_engine_steps()
+        except (SpiffWorkflowException, SandboxViolation, SyntaxError) as exc:
+            self._mark_errored(exc)
+            return False
+        return True
+
+    def task(self, task_uuid: str) -> Task | None:
+        return self.workflow.get_task_from_id(UUID(task_uuid))
+
+    def _mark_errored(self, exc: Exception) -> None:
+        task = getattr(exc, "task", None)
+        element = None
+        if task is not None:
+            element = task.task_spec.bpmn_id or task.task_spec.name
+        else:
+            errored = self.workflow.get_tasks(state=TaskState.ERROR)
+            element = errored[0].task_spec.bpmn_id if errored else None
+        message = _describe(exc)
+        self.case.status = "errored"
+        self.case.error_element = element
+        self.case.error_message = message
+        self.audit.record(
+            self.now,
+            self.actor,
+            "case_errored",
+            f"step {element} failed: {message}",
+            case_id=self.case.id,
+            after={"element_id": element, "error": message},
+        )
+
+    # -- reflecting state into the tables ------------------------------------------------------
+
+    def persist(self) -> list[HumanTask]:
+        """Sync human tasks, timers and status, and store the serialized state.
+
+        Returns the human tasks that became ready in this unit of work.
+        """
+        created = self._sync_human_tasks()
+        self._sync_timers()
+        if self.case.status != "errored" and self.workflow.is_completed():
+            self.case.status = "completed"
+            self.case.ended_at = self.now
+            self.audit.record(self.now, self.actor, "case_completed", "the case reached its end", case_id=self.case.id)
+        self.case.state = self.serializer.dump_workflow(self.workflow)
+        return created
+
+    def _ready_user_tasks(self) -> dict[str, Task]:
+        return {
+            str(t.id): t
+            for t in self.workflow.get_tasks(state=TaskState.READY, manual=True)
+        }
+
+    def _sync_human_tasks(self) -> list[HumanTask]:
+        ready = self._ready_user_tasks()
+        existing = {
+            row.task_uuid: row
+            for row in self.session.scalars(
+                select(HumanTask).where(HumanTask.case_id == self.case.id, HumanTask.status == "ready")
+            )
+        }
+        for task_uuid, row in existing.items():
+            if task_uuid not in ready:
+                row.status = "cancelled"
+                self.audit.record(self.now, self.actor, "task_cancelled", f"{row.name} is no longer needed", case_id=self.case.id, task_id=row.id)
+        created = []
+        for task_uuid, task in ready.items():
+            if task_uuid in existing:
+                continue
+            props = self.bundle.task_properties(task.task_spec)
+            row = HumanTask(
+                case_id=self.case.id,
+                task_uuid=task_uuid,
+                task_spec_id=props.spec_id,
+                process_id=task.workflow.spec.name,
+                name=props.name,
+                role=props.role or "",
+                form=props.form,
+                instructions=props.instructions,
+                status="ready",
+                created_at=self.now,
+                due_at=due_at(self.now, props.due),
+                assignee_id=None,
+                candidates=None,
+            )
+            self.session.add(row)
+            created.append(row)
+        if created:
+            self.session.flush()
+            for row in created:
+                self.audit.record(
+                    self.now,
+                    self.actor,
+                    "task_ready",
+                    f"{row.name} is waiting for the {row.role} role",
+                    case_id=self.case.id,
+                    task_id=row.id,
+                    after={"task": row.task_spec_id, "role": row.role, "due_at": _iso(row.due_at)},
+                )
+        return created
+
+    def _sync_timers(self) -> None:
+        waiting = {}
+        for task in self.workflow.get_tasks(state=TaskState.WAITING):
+            definition = getattr(task.task_spec, "event_definition", None)
+            if isinstance(definition, TimerEventDefinition):
+                value = task._get_internal_data("event_value")
+                if isinstance(value, dict):
+                    value = value.get("next")
+                if value:
+                    fire_at = TimerEventDefinition.get_datetime(value).replace(tzinfo=None)
+                    waiting[str(task.id)] = (task, fire_at)
+        rows = {
+            row.task_uuid: row
+            for row in self.session.scalars(
+                select(Timer).where(Timer.case_id == self.case.id, Timer.status == "waiting")
+            )
+        }
+        for task_uuid, row in rows.items():
+            if task_uuid not in waiting:
+                row.status = "fired" if self._timer_fired(task_uuid) else "cancelled"
+                row.fired_at = self.now
+            elif row.fire_at != waiting[task_uuid][1]:
+                row.fire_at = waiting[task_uuid][1]
+        for task_uuid, (task, fire_at) in waiting.items():
+            if task_uuid not in rows:
+                self.session.add(
+                    Timer(case_id=self.case.id, task_uuid=task_uuid, task_spec_id=task.task_spec.bpmn_id or task.task_spec.name, fire_at=fire_at, status="waiting")
+                )
+
+    def _timer_fired(self, task_uuid: str) -> bool:
+        task = self.workflow.get_task_from_id(UUID(task_uuid))
+        return task is not None and task.state == TaskState.COMPLETED
+
+
+def _describe(exc: Exception) -> str:
+    inner = getattr(exc, "error", None) or getattr(exc, "exception", None)
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(inner, SandboxViolation) and str(inner) not in text:
+        text = f"{text}: {inner}"
+    return text
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
