@@ -171,3 +171,11 @@ class Engine:
             if user is None:
                 raise NotFoundError(f"user '{username}' does not exist")
             return user
+
+    def register_applicant(
+        self, given_name: str, family_name: str, email: str, password: str | None, username: str | None = None
+    ) -> User:
+        from .people import register_applicant
+
+        with self.unit_of_work() as uow:
+            return register_applicant(uow, given_name, family_name, email, password, username)

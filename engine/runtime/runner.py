@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from ..audit import AuditLog
 from ..catalog import SpecBundle
-from ..models import Case, HumanTask, Timer
+from ..models import Case, HumanTask, Timer, User
 from .sandbox import CertrailScriptEngine, RestrictedEnvironment, SandboxViolation
 from .serializer import StateSerializer
 from .specs import due_at
@@ -163,6 +163,8 @@ class CaseRun:
                 assignee_id=None,
                 candidates=None,
             )
+            if props.assignee_from:
+                self._assign_named_user(row, task.data.get(props.assignee_from))
             self.session.add(row)
             created.append(row)
         if created:
@@ -177,7 +179,32 @@ class CaseRun:
                     task_id=row.id,
                     after={"task": row.task_spec_id, "role": row.role, "due_at": _iso(row.due_at)},
                 )
+                if row.assignee_id is not None:
+                    self.audit.record(
+                        self.now, self.actor, "task_assigned",
+                        f"{row.name} assigned to {row.candidates[0]}",
+                        case_id=self.case.id, task_id=row.id,
+                        after={"assignee": row.candidates[0]},
+                    )
         return created
+
+    def _assign_named_user(self, row: HumanTask, username: Any) -> None:
+        """Give the task to the user a previous step named (e.g. the assigned examiner)."""
+        user = (
+            self.session.scalars(select(User).where(User.username == username)).first()
+            if isinstance(username, str)
+            else None
+        )
+        if user is None or row.role not in user.role_names or not user.active:
+            self.audit.record(
+                self.now, self.actor, "assignment_skipped",
+                f"{username!r} cannot take {row.name}; the task is open to every {row.role}",
+                case_id=self.case.id,
+            )
+            return
+        row.candidates = [user.username]
+        row.assignee_id = user.id
+        row.claimed_at = self.now
 
     def _sync_timers(self) -> None:
         waiting = {}

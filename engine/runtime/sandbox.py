@@ -109,21 +109,31 @@ def _run_bounded(run: Callable[[], Any]) -> Any:
 
 
 class _Checker(ast.NodeVisitor):
+    """Collects every violation, so a modeller sees them all at once (with line numbers)."""
+
+    def __init__(self) -> None:
+        self.violations: list[str] = []
+
+    def _refuse(self, node: ast.AST, message: str) -> None:
+        line = getattr(node, "lineno", None)
+        self.violations.append(f"{message} (line {line})" if line else message)
+
     def generic_visit(self, node: ast.AST) -> None:
         if not isinstance(node, _ALLOWED_NODES):
-            raise SandboxViolation(f"{type(node).__name__} is not allowed in scripts")
+            self._refuse(node, f"{type(node).__name__} is not allowed in scripts")
+            return
         super().generic_visit(node)
 
     def visit_Name(self, node: ast.Name) -> None:
         if node.id.startswith("_"):
-            raise SandboxViolation(f"name '{node.id}' is not allowed (leading underscore)")
+            self._refuse(node, f"name '{node.id}' is not allowed (leading underscore)")
         self.generic_visit(node)
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         if node.attr.startswith("_"):
-            raise SandboxViolation(f"attribute '{node.attr}' is not allowed")
-        if node.attr not in _ALLOWED_METHODS:
-            raise SandboxViolation(f"attribute '.{node.attr}' is not allowed in scripts")
+            self._refuse(node, f"attribute '{node.attr}' is not allowed")
+        elif node.attr not in _ALLOWED_METHODS:
+            self._refuse(node, f"attribute '.{node.attr}' is not allowed in scripts")
         self.generic_visit(node)
 
 
@@ -154,7 +164,10 @@ def compile_restricted(source: str, mode: str) -> Any:
     Raises SandboxViolation (or SyntaxError) naming what is not allowed.
     """
     tree = ast.parse(source, mode=mode)
-    _Checker().visit(tree)
+    checker = _Checker()
+    checker.visit(tree)
+    if checker.violations:
+        raise SandboxViolation("; ".join(checker.violations))
     tree = ast.fix_missing_locations(_Bounder().visit(tree))
     return compile(tree, "<script>", mode)
 

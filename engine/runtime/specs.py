@@ -2,7 +2,9 @@
 
 A model file holds one executable process. Its user tasks carry Certrail's properties as
 `spiffworkflow:properties`: `role`, `form`, `due` (ISO 8601 duration), `instructions`, and
-the impartiality declarations `sod`, `exclude_performers_of`, `auto_assign`.
+the impartiality declarations `sod`, `exclude_performers_of`, `auto_assign`, and
+`assignee_from` (a data field naming the user the task goes to, e.g. the examiner a clerk
+assigned).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class TaskProperties:
     sod: tuple[str, ...] = ()
     exclude_performers_of: tuple[str, ...] = ()
     auto_assign: bool = False
+    assignee_from: str | None = None
 
     @classmethod
     def of(cls, task_spec) -> TaskProperties:
@@ -53,6 +56,7 @@ class TaskProperties:
             sod=_split(props.get("sod")),
             exclude_performers_of=_split(props.get("exclude_performers_of")),
             auto_assign=str(props.get("auto_assign", "")).lower() in ("true", "yes", "1"),
+            assignee_from=props.get("assignee_from") or None,
         )
 
 

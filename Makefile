@@ -1,0 +1,40 @@
+# Certrail: `make run` starts the app with demo data; `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.install.stamp
+NODE_STAMP := web/node_modules/.install.stamp
+DATABASE_URL ?= sqlite:///instance/certrail.sqlite
+export DATABASE_URL
+
+.PHONY: install run test lint bench clean
+
+install: $(STAMP) $(NODE_STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+$(NODE_STAMP): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+run: install
+	$(BIN)/certrail db upgrade
+	$(BIN)/certrail demo load
+	$(BIN)/certrail serve --host 127.0.0.1 --port 5000
+
+test: install
+	$(BIN)/certrail models lint
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check engine web tests bench
+
+bench: install
+	$(BIN)/python bench/engine_throughput.py
+
+clean:
+	rm -rf $(VENV) web/node_modules instance .pytest_cache

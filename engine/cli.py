@@ -1,0 +1,170 @@
+"""The `certrail` command: database, demo data, model lint, audit verification, simulation.
+
+Operators and tools rely on these names, options and JSON keys. Failures print one line per
+problem and exit non-zero; they never print a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import CertrailError
+
+
+def _engine(args: argparse.Namespace):
+    from . import Engine
+
+    return Engine(args.database)
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from .migrate import upgrade
+
+    engine = _engine(args)
+    upgrade(engine.db)
+    created = engine.sync_models()
+    print(f"database at revision head; {len(created)} model version(s) published")
+    return 0
+
+
+def cmd_demo_load(args: argparse.Namespace) -> int:
+    from .demo import load_demo
+
+    engine = _engine(args)
+    engine.sync_models()
+    with engine.unit_of_work() as uow:
+        counts = load_demo(uow)
+    print("demo data: " + ", ".join(f"{v} new {k}" for k, v in counts.items()))
+    return 0
+
+
+def cmd_models_lint(args: argparse.Namespace) -> int:
+    from .catalog import BPMN_DIR
+    from .forms import FormRegistry
+    from .lint import lint_files
+
+    forms = FormRegistry()
+    shipped = sorted(BPMN_DIR.glob("*.bpmn"))
+    paths = [Path(p) for p in args.paths] or shipped
+    known = {p.stem for p in shipped}
+    findings = list(forms.findings) + lint_files(paths, forms, known, context=shipped)
+    errors = [f for f in findings if f.severity == "error"]
+    if args.json:
+        print(json.dumps({"ok": not errors, "findings": [f.as_dict() for f in findings]}, indent=2))
+    else:
+        for finding in findings:
+            print(finding)
+        print(f"{len(paths)} model(s), {len(forms.names())} form(s): {len(errors)} error(s), {len(findings) - len(errors)} warning(s)")
+    return 1 if errors else 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from .audit import verify_chain
+
+    engine = _engine(args)
+    with engine.sessions() as session:
+        result = verify_chain(session)
+    if args.json:
+        print(json.dumps({"ok": result.ok, "events_checked": result.events_checked, "first_bad_seq": result.first_bad_seq, "reason": result.reason}))
+    elif result.ok:
+        print(f"audit chain intact: {result.events_checked} event(s) verified")
+    else:
+        print(f"audit chain BROKEN at event {result.first_bad_seq}: {result.reason}")
+    return 0 if result.ok else 1
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .demo import load_demo
+    from .simulation import simulate
+
+    if args.cases < 1:
+        raise CertrailError("--cases must be at least 1")
+    engine = _engine(args)
+    engine.sync_models()
+    with engine.unit_of_work() as uow:
+        load_demo(uow)
+    result = simulate(engine, args.cases, scheme_code=args.scheme, stop_at=args.stop_at)
+    if args.json:
+        print(json.dumps(result.as_dict()))
+    else:
+        print(
+            f"{result.cases_completed} case(s) completed, {result.tasks_completed} task(s), "
+            f"{result.certificates_issued} certificate(s) in {result.seconds:.2f} s "
+            f"({result.tasks_per_second:.0f} tasks/s)"
+        )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from werkzeug.serving import run_simple
+
+    from web import create_app
+
+    from .scheduler import start_scheduler
+
+    app = create_app({"DATABASE_URL": args.database})
+    scheduler = start_scheduler(app.extensions["certrail"]) if not args.no_scheduler else None
+    try:
+        run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="certrail", description="Certrail certification workflow engine")
+    parser.add_argument("--database", help="database URL (default: DATABASE_URL or instance/certrail.sqlite)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    db = commands.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
+    db.add_parser("upgrade", help="create or migrate the schema and publish shipped models").set_defaults(func=cmd_db_upgrade)
+
+    demo = commands.add_parser("demo", help="demo data").add_subparsers(dest="action", required=True)
+    demo.add_parser("load", help="load demo schemes, staff and applicants (idempotent)").set_defaults(func=cmd_demo_load)
+
+    models = commands.add_parser("models", help="process models").add_subparsers(dest="action", required=True)
+    lint = models.add_parser("lint", help="parse and validate models and forms")
+    lint.add_argument("paths", nargs="*", help="BPMN files (default: every model in bpmn/)")
+    lint.add_argument("--json", action="store_true")
+    lint.set_defaults(func=cmd_models_lint)
+
+    audit = commands.add_parser("audit", help="audit trail").add_subparsers(dest="action", required=True)
+    verify = audit.add_parser("verify", help="recompute the hash chain")
+    verify.add_argument("--json", action="store_true")
+    verify.set_defaults(func=cmd_audit_verify)
+
+    sim = commands.add_parser("simulate", help="run complete application cases through the engine")
+    sim.add_argument("--cases", type=int, default=10)
+    sim.add_argument("--scheme", default="CWI")
+    sim.add_argument("--stop-at", dest="stop_at", metavar="TASK_ID")
+    sim.add_argument("--json", action="store_true")
+    sim.set_defaults(func=cmd_simulate)
+
+    serve = commands.add_parser("serve", help="run the web app and the scheduler in one process")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=5000)
+    serve.add_argument("--no-scheduler", action="store_true", help="leave timers to separate workers")
+    serve.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except CertrailError as exc:
+        print(f"certrail: {exc.message}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - an operator gets one line, not a traceback
+        print(f"certrail: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Operations on people and accounts: applicant registration."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import func, select
+
+from .errors import ConflictError, ValidationError
+from .models import Person, User, UserRole
+from .passwords import hash_password
+from .unit_of_work import UnitOfWork
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD = 10
+
+
+def register_applicant(
+    uow: UnitOfWork,
+    given_name: str,
+    family_name: str,
+    email: str,
+    password: str | None,
+    username: str | None = None,
+) -> User:
+    """Create a person and their applicant account (self-registration, or a simulation)."""
+    fields: dict[str, list[str]] = {}
+    email = (email or "").strip().lower()
+    if not given_name.strip():
+        fields["given_name"] = ["Given name is required"]
+    if not family_name.strip():
+        fields["family_name"] = ["Family name is required"]
+    if not _EMAIL.match(email):
+        fields["email"] = ["E-mail address is not valid"]
+    if password is not None and len(password) < MIN_PASSWORD:
+        fields["password"] = [f"Password must have at least {MIN_PASSWORD} characters"]
+    if fields:
+        raise ValidationError("the registration is incomplete", fields)
+    session = uow.session
+    taken = session.scalar(select(func.count()).select_from(Person).where(Person.email == email))
+    if taken:
+        raise ConflictError("an account with this e-mail address already exists")
+    person = Person(
+        given_name=given_name.strip(), family_name=family_name.strip(), email=email, created_at=uow.now
+    )
+    session.add(person)
+    session.flush()
+    user = User(
+        username=username or email,
+        display_name=person.full_name,
+        email=email,
+        password_hash=hash_password(password) if password else None,
+        person_id=person.id,
+        created_at=uow.now,
+    )
+    user.roles = [UserRole(role="applicant")]
+    session.add(user)
+    session.flush()
+    uow.audit.record(uow.now, user.username, "applicant_registered", f"{person.full_name} registered", after={"person_id": person.id})
+    return user
