@@ -27,6 +27,8 @@ run: install
 	$(BIN)/certrail serve --host 127.0.0.1 --port 5000
 
 test: install
+	$(BIN)/ruff check engine web tests bench
+	$(BIN)/ruff format --check --quiet engine web tests bench
 	$(BIN)/certrail models lint
 	$(BIN)/python -m pytest -q
 

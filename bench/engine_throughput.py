@@ -60,6 +60,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import metadata
@@ -168,7 +169,11 @@ class RawScriptEngine(PythonScriptEngine):
         elif operation_name == "issue_refusal_letter":
             result = {"issued_on": "2026-03-02", "text": "refused", "appeal_rights": True}
         elif operation_name == "notify_applicant":
-            result = {"sent_at": "2026-03-02T09:00:00", "subject": task.task_spec.bpmn_name, **params}
+            result = {
+                "sent_at": "2026-03-02T09:00:00",
+                "subject": task.task_spec.bpmn_name,
+                **params,
+            }
         else:
             raise ValueError(f"unknown operation {operation_name}")
         return json.dumps(result)
@@ -215,7 +220,9 @@ class RawSpiff:
                 break
             for task_id in ready:
                 task = workflow.get_task_from_id(task_id)
-                data = form_data(self.forms, task.task_spec.extensions.get("properties", {}).get("form"))
+                data = form_data(
+                    self.forms, task.task_spec.extensions.get("properties", {}).get("form")
+                )
                 t0 = clock()
                 task.data.update(data)
                 task.run()
@@ -224,8 +231,14 @@ class RawSpiff:
                 completion_seconds += clock() - t0
                 completed += 1
         loop_seconds = clock() - loop_start
-        if not workflow.is_completed() or completed != TASKS_PER_CASE or "certificate" not in _last_data(workflow):
-            raise AssertionError(f"raw case {case_id}: completed={workflow.is_completed()} tasks={completed}")
+        if (
+            not workflow.is_completed()
+            or completed != TASKS_PER_CASE
+            or "certificate" not in _last_data(workflow)
+        ):
+            raise AssertionError(
+                f"raw case {case_id}: completed={workflow.is_completed()} tasks={completed}"
+            )
         if result is not None:
             result.tasks += completed
             result.completion_seconds += completion_seconds
@@ -264,7 +277,9 @@ class CertrailDriver:
         self.tag = uuid.uuid4().hex[:8]
         self.n = 0
 
-    def run_case(self, result: RepeatResult | None, profiler: cProfile.Profile | None = None) -> int:
+    def run_case(
+        self, result: RepeatResult | None, profiler: cProfile.Profile | None = None
+    ) -> int:
         eng = self.engine
         clock = time.perf_counter
         self.n += 1
@@ -273,7 +288,10 @@ class CertrailDriver:
         )
         loop_start = clock()
         case_id = eng.start_case(
-            PROCESS_ID, actor=applicant.username, person_id=applicant.person_id, scheme_code=SCHEME_CODE
+            PROCESS_ID,
+            actor=applicant.username,
+            person_id=applicant.person_id,
+            scheme_code=SCHEME_CODE,
         ).case_id
         by_role: dict[str, str] = {"applicant": applicant.username}
         completed = 0
@@ -315,12 +333,23 @@ class CertrailDriver:
     def _check(self, case_id: int, completed: int) -> None:
         with self.engine.sessions() as session:
             status = session.scalar(select(Case.status).where(Case.id == case_id))
-            number = session.scalar(select(Certificate.number).where(Certificate.case_id == case_id))
-            done = session.scalar(
-                select(HumanTask.id).where(HumanTask.case_id == case_id, HumanTask.status != "completed").limit(1)
+            number = session.scalar(
+                select(Certificate.number).where(Certificate.case_id == case_id)
             )
-        if status != "completed" or number is None or completed != TASKS_PER_CASE or done is not None:
-            raise AssertionError(f"certrail case {case_id}: status={status} certificate={number} tasks={completed}")
+            done = session.scalar(
+                select(HumanTask.id)
+                .where(HumanTask.case_id == case_id, HumanTask.status != "completed")
+                .limit(1)
+            )
+        if (
+            status != "completed"
+            or number is None
+            or completed != TASKS_PER_CASE
+            or done is not None
+        ):
+            raise AssertionError(
+                f"certrail case {case_id}: status={status} certificate={number} tasks={completed}"
+            )
 
 
 def sqlite_engine(tmpdir: str):
@@ -342,7 +371,9 @@ class PostgresSchema:
     def __init__(self, url: str):
         self.url = normalise_url(url)
         self.schema = "bench_" + uuid.uuid4().hex[:12]
-        self.admin = create_engine(self.url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+        self.admin = create_engine(
+            self.url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+        )
 
     def __enter__(self):
         with self.admin.connect() as conn:
@@ -402,7 +433,32 @@ def profile_certrail_sqlite(cases: int, top: int) -> str:
         try:
             driver = CertrailDriver(sql)
             driver.run_case(None)  # warm-up, not profiled
-            profiler = cProfile.Profile()
+            statements: Counter[str] = Counter()
+
+            class CountingProfile(cProfile.Profile):
+                counting = False
+
+                def enable(self, *a, **k):
+                    CountingProfile.counting = True
+                    super().enable(*a, **k)
+
+                def disable(self):
+                    super().disable()
+                    CountingProfile.counting = False
+
+            @event.listens_for(sql, "before_cursor_execute")
+            def _count(_conn, _cursor, statement, _params, _context, _many):
+                if CountingProfile.counting:
+                    words = statement.split()
+                    verb = words[0].upper()
+                    table = (
+                        next((w for w in words[1:] if w.upper() not in ("INTO", "FROM")), "")
+                        if verb != "SELECT"
+                        else (words[words.index("FROM") + 1] if "FROM" in words else "")
+                    )
+                    statements[f"{verb} {table}".strip()] += 1
+
+            profiler = CountingProfile()
             result = RepeatResult()
             for _ in range(cases):
                 driver.run_case(result, profiler)
@@ -410,6 +466,9 @@ def profile_certrail_sqlite(cases: int, top: int) -> str:
             sql.dispose()
     out = io.StringIO()
     out.write(f"cProfile of Engine.complete on SQLite: {cases} cases, {result.tasks} completions\n")
+    n = result.tasks or 1
+    out.write(f"SQL statements per completion: {sum(statements.values()) / n:.1f} (")
+    out.write(", ".join(f"{k} {v / n:.1f}" for k, v in statements.most_common()) + ")\n")
     for key in ("cumulative", "tottime"):
         out.write(f"\n--- sorted by {key}, top {top} ---\n")
         stats = pstats.Stats(profiler, stream=out)
@@ -460,7 +519,9 @@ def _fs_type(path: str) -> str:
             for line in fh:
                 parts = line.split()
                 mount, fstype = parts[1], parts[2]
-                if (real == mount or real.startswith(mount.rstrip("/") + "/")) and len(mount) >= len(best):
+                if (real == mount or real.startswith(mount.rstrip("/") + "/")) and len(
+                    mount
+                ) >= len(best):
                     best, kind = mount, fstype
     except OSError:
         pass
@@ -470,7 +531,8 @@ def _fs_type(path: str) -> str:
 def variant_rows(variants: list[VariantResult]) -> list[str]:
     raw = variants[0]
     rows = [
-        "| variant | completion tasks/s median (min-max) | ms/task | whole loop tasks/s median (min-max) | vs raw | state JSON / case |",
+        "| variant | completion tasks/s median (min-max) | ms/task "
+        "| whole loop tasks/s median (min-max) | vs raw | state JSON / case |",
         "|---|---|---|---|---|---|",
     ]
     for v in variants:
@@ -486,16 +548,24 @@ def variant_rows(variants: list[VariantResult]) -> list[str]:
     return rows
 
 
-def markdown_section(command: str, info: dict[str, str], args, variants: list[VariantResult], ratio: float, pg_ratio: float | None) -> str:
+def markdown_section(
+    command: str,
+    info: dict[str, str],
+    args,
+    variants: list[VariantResult],
+    ratio: float,
+    pg_ratio: float | None,
+) -> str:
     lines = [
         SECTION_START,
         "## engine_throughput: raw SpiffWorkflow vs Certrail task completion",
         "",
         "Same shipped BPMN (application → assessment → decision), scheme CWI, happy path: 10 user",
         "tasks per case, each case ends with a certificate. *Completion* times only the completion",
-        "calls (raw: `task.run()` + `do_engine_steps()` + full `serialize_json`/`deserialize_json`;",
-        "Certrail: `Engine.complete()`, one committed unit of work each). *Whole loop* adds the case",
-        "start, the ready-task listing per step and form data generation. Fresh database per repeat,",
+        "calls (raw: `task.run()` + `do_engine_steps()` + full",
+        "`serialize_json`/`deserialize_json`; Certrail: `Engine.complete()`, one committed unit of",
+        "work each). *Whole loop* adds the case start, the ready-task listing per step and",
+        "form data generation. Fresh database per repeat,",
         f"{args.warmup} untimed warm-up case per repeat; figures are the median of the repeats.",
         "",
         f"Command: `{command}`",
@@ -522,8 +592,8 @@ def markdown_section(command: str, info: dict[str, str], args, variants: list[Va
 def write_results(section: str) -> None:
     header = (
         "# Benchmark results\n\n"
-        "One section per benchmark in `bench/`; each section is replaced when its benchmark is run\n"
-        "again with `--write-results`.\n"
+        "One section per benchmark in `bench/`; each section is replaced when its benchmark is\n"
+        "run again with `--write-results`.\n"
     )
     content = RESULTS_FILE.read_text() if RESULTS_FILE.exists() else header
     if SECTION_START in content and SECTION_END in content:
@@ -539,13 +609,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=30, help="timed cases per repeat (default 30)")
     parser.add_argument("--repeats", type=int, default=5, help="repeats per variant (default 5)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed warm-up cases per repeat (default 1)")
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="untimed warm-up cases per repeat (default 1)"
+    )
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", DEFAULT_PG_URL))
     parser.add_argument("--no-pg", action="store_true", help="skip PostgreSQL")
-    parser.add_argument("--profile", type=int, default=0, metavar="CASES",
-                        help="also cProfile Engine.complete on SQLite for CASES cases and print the top functions")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="CASES",
+        help="also cProfile Engine.complete on SQLite for CASES cases and print the top functions",
+    )
     parser.add_argument("--profile-top", type=int, default=25)
-    parser.add_argument("--write-results", action="store_true", help=f"replace this benchmark's section in {RESULTS_FILE.name}")
+    parser.add_argument(
+        "--write-results",
+        action="store_true",
+        help=f"replace this benchmark's section in {RESULTS_FILE.name}",
+    )
     args = parser.parse_args()
 
     pg_version = None if args.no_pg else postgres_probe(args.pg_url)
@@ -554,7 +635,10 @@ def main() -> None:
     for key, value in info.items():
         print(f"  {key:18} {value}")
     print(f"  cases={args.cases} repeats={args.repeats} warmup={args.warmup}/repeat")
-    print("  timed: completion = completion calls only; loop = case start + ready-task listing + form data + completions")
+    print(
+        "  timed: completion = completion calls only; "
+        "loop = case start + ready-task listing + form data + completions"
+    )
     print()
 
     variants = [
@@ -597,10 +681,16 @@ def main() -> None:
     ratio = sqlite_v.median() / raw.median()
     pg_ratio = pg.median() / raw.median() if pg.repeats else None
     if args.write_results:
-        command = ".venv/bin/python bench/engine_throughput.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        command = ".venv/bin/python bench/engine_throughput.py " + " ".join(
+            shlex.quote(a) for a in sys.argv[1:]
+        )
         write_results(markdown_section(command.strip(), info, args, variants, ratio, pg_ratio))
         print(f"results written to {RESULTS_FILE.relative_to(ROOT)}")
-    print(f"pg_ratio={pg_ratio:.3f}" if pg_ratio is not None else "pg_ratio=skipped (PostgreSQL not reachable)")
+    print(
+        f"pg_ratio={pg_ratio:.3f}"
+        if pg_ratio is not None
+        else "pg_ratio=skipped (PostgreSQL not reachable)"
+    )
     print(f"ratio={ratio:.3f}")
 
 

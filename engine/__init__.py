@@ -30,6 +30,7 @@ from .errors import (
 )
 from .forms import FORMS_DIR, FormRegistry
 from .models import Case, HumanTask, ModelVersion, Person, Scheme, User
+from .runtime.runner import LiveWorkflows
 from .runtime.sandbox import RestrictedEnvironment
 from .runtime.serializer import StateSerializer
 from .unit_of_work import UnitOfWork
@@ -71,6 +72,7 @@ class Engine:
         self.catalog = ModelCatalog(self.serializer, bpmn_dir)
         self.forms = FormRegistry(forms_dir)
         self.script_environment = RestrictedEnvironment()
+        self.live_workflows = LiveWorkflows()
 
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self.sessions, self.clock.now())
@@ -106,9 +108,13 @@ class Engine:
                 raise NotFoundError(f"person {person_id} does not exist")
             scheme = self._current_scheme(uow.session, scheme_code) if scheme_code else None
             case, run = cases.start_case(self, uow, process_id, user, person, scheme, data)
-            ready = list(run.session.scalars(
-                select(HumanTask.id).where(HumanTask.case_id == case.id, HumanTask.status == "ready")
-            ))
+            ready = list(
+                run.session.scalars(
+                    select(HumanTask.id).where(
+                        HumanTask.case_id == case.id, HumanTask.status == "ready"
+                    )
+                )
+            )
             return CaseStarted(case.id, case.status, ready)
 
     def claim(self, task_id: int, username: str) -> HumanTask:
@@ -131,11 +137,13 @@ class Engine:
 
     def ready_tasks(self, case_id: int) -> list[HumanTask]:
         with self.sessions() as session:
-            return list(session.scalars(
-                select(HumanTask)
-                .where(HumanTask.case_id == case_id, HumanTask.status == "ready")
-                .order_by(HumanTask.id)
-            ))
+            return list(
+                session.scalars(
+                    select(HumanTask)
+                    .where(HumanTask.case_id == case_id, HumanTask.status == "ready")
+                    .order_by(HumanTask.id)
+                )
+            )
 
     def case(self, case_id: int) -> Case:
         with self.sessions() as session:
@@ -150,7 +158,7 @@ class Engine:
             case = uow.session.get(Case, case_id)
             if case is None:
                 raise NotFoundError(f"case {case_id} does not exist")
-            run = cases.load_run(self, uow, case, "system")
+            run = cases.load_run(self, uow, case, "system", for_change=False)
             uow.session.rollback()
             tasks = run.workflow.get_tasks()
             latest = max(tasks, key=lambda t: t.last_state_change) if tasks else None
@@ -159,7 +167,9 @@ class Engine:
     @staticmethod
     def _current_scheme(session: Session, code: str) -> Scheme:
         scheme = session.scalars(
-            select(Scheme).where(Scheme.code == code, Scheme.active.is_(True)).order_by(Scheme.id.desc())
+            select(Scheme)
+            .where(Scheme.code == code, Scheme.active.is_(True))
+            .order_by(Scheme.id.desc())
         ).first()
         if scheme is None:
             raise NotFoundError(f"scheme '{code}' does not exist")
@@ -173,7 +183,12 @@ class Engine:
             return user
 
     def register_applicant(
-        self, given_name: str, family_name: str, email: str, password: str | None, username: str | None = None
+        self,
+        given_name: str,
+        family_name: str,
+        email: str,
+        password: str | None,
+        username: str | None = None,
     ) -> User:
         from .people import register_applicant
 

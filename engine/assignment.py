@@ -37,9 +37,13 @@ def refusals(user: User, task: HumanTask, case: Case) -> list[Refusal]:
         if user.person_id is None or user.person_id != case.person_id:
             found.append(Refusal("ROLE", "only the applicant of this case can do this step"))
     elif task.role not in user.role_names:
-        found.append(Refusal("ROLE", f"this step needs the {task.role} role, which you do not hold"))
+        found.append(
+            Refusal("ROLE", f"this step needs the {task.role} role, which you do not hold")
+        )
     if task.candidates is not None and user.username not in task.candidates:
-        found.append(Refusal("CANDIDATE", "this step is reserved for: " + ", ".join(task.candidates)))
+        found.append(
+            Refusal("CANDIDATE", "this step is reserved for: " + ", ".join(task.candidates))
+        )
     for check in _extra_checks:
         found.extend(check(user, task, case))
     return found

@@ -125,17 +125,35 @@ def verify_chain(session: Session, batch_size: int = 5000) -> VerifyResult:
     last_id = 0
     while True:
         events = session.scalars(
-            select(AuditEvent).where(AuditEvent.id > last_id).order_by(AuditEvent.id).limit(batch_size)
+            select(AuditEvent)
+            .where(AuditEvent.id > last_id)
+            .order_by(AuditEvent.id)
+            .limit(batch_size)
         ).all()
         if not events:
             break
         for event in events:
             if event.seq != expected_seq:
-                return VerifyResult(False, checked, event.seq, f"expected sequence {expected_seq}, found {event.seq} (an event is missing or reordered)")
+                return VerifyResult(
+                    False,
+                    checked,
+                    event.seq,
+                    f"expected sequence {expected_seq}, found {event.seq} (an event is missing or reordered)",
+                )
             if event.prev_hash != prev_hash:
-                return VerifyResult(False, checked, event.seq, "its previous-hash does not match the event before it")
+                return VerifyResult(
+                    False,
+                    checked,
+                    event.seq,
+                    "its previous-hash does not match the event before it",
+                )
             if event_hash(prev_hash, _content(event)) != event.hash:
-                return VerifyResult(False, checked, event.seq, "its content does not match its hash (the event was edited)")
+                return VerifyResult(
+                    False,
+                    checked,
+                    event.seq,
+                    "its content does not match its hash (the event was edited)",
+                )
             prev_hash = event.hash
             expected_seq += 1
             checked += 1
@@ -143,5 +161,10 @@ def verify_chain(session: Session, batch_size: int = 5000) -> VerifyResult:
         session.expunge_all()
     head = session.get(AuditChainHead, 1)
     if head is not None and (head.last_seq != checked or head.last_hash != prev_hash):
-        return VerifyResult(False, checked, head.last_seq, "the chain head does not match the last event (events were deleted from the end)")
+        return VerifyResult(
+            False,
+            checked,
+            head.last_seq,
+            "the chain head does not match the last event (events were deleted from the end)",
+        )
     return VerifyResult(True, checked)

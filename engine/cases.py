@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
 
 from . import assignment
 from .errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
@@ -56,40 +57,76 @@ def start_case(
     start_data.update(data or {})
     script_engine = CaseRun.script_engine(engine.script_environment, {})
     workflow = CaseRun.new_workflow(bundle, script_engine, start_data)
-    run = CaseRun(session, case, bundle, workflow, engine.serializer, uow.audit, uow.now, actor_name)
+    run = CaseRun(
+        session, case, bundle, workflow, engine.serializer, uow.audit, uow.now, actor_name
+    )
     script_engine.system_actions = system_actions_for(uow, run)
+    keep_after_commit(engine, uow, case, workflow)
     uow.audit.record(
         uow.now,
         actor_name,
         "case_started",
         f"{process_id} case started" + (f" for {person.full_name}" if person else ""),
         case_id=case.id,
-        after={"process_id": process_id, "versions": versions, "scheme": scheme.code if scheme else None},
+        after={
+            "process_id": process_id,
+            "versions": versions,
+            "scheme": scheme.code if scheme else None,
+        },
     )
     run.advance()
     run.persist()
     return case, run
 
 
-def load_run(engine: Engine, uow: UnitOfWork, case: Case, actor: str) -> CaseRun:
+def load_run(
+    engine: Engine, uow: UnitOfWork, case: Case, actor: str, *, for_change: bool = True
+) -> CaseRun:
+    """Restore the case's workflow for this unit of work.
+
+    With `for_change`, the in-memory copy kept from the case's previous unit of work is used
+    when it is still current, and the changed workflow is kept again after the commit.
+    """
     versions = {case.process_id: case.model_version_id, **case.subprocess_versions}
     bundle = engine.catalog.bundle(uow.session, case.process_id, versions)
     script_engine = CaseRun.script_engine(engine.script_environment, {})
-    workflow = engine.serializer.load_workflow(
-        case.state, bundle.spec, bundle.subprocess_specs, script_engine
-    )
+    workflow = engine.live_workflows.take(case.id, case.lock_version) if for_change else None
+    if workflow is None:
+        workflow = engine.serializer.load_workflow(
+            case.state, bundle.spec, bundle.subprocess_specs, script_engine
+        )
+    else:
+        workflow.script_engine = script_engine
     run = CaseRun(uow.session, case, bundle, workflow, engine.serializer, uow.audit, uow.now, actor)
     script_engine.system_actions = system_actions_for(uow, run)
+    if for_change:
+        keep_after_commit(engine, uow, case, workflow)
     return run
 
 
+def keep_after_commit(engine: Engine, uow: UnitOfWork, case: Case, workflow) -> None:
+    uow.after_commit(lambda: engine.live_workflows.put(case.id, case.lock_version, workflow))
+
+
 def open_task(uow: UnitOfWork, task_id: int) -> tuple[HumanTask, Case]:
+    """The task and its case, with the case row locked for the rest of the unit of work.
+
+    Writers to one case queue on that lock (on SQLite the database lock does the same), and
+    the task is read again after it, so a writer always sees what the one before it did.
+    """
     task = uow.session.get(HumanTask, task_id)
     if task is None:
         raise NotFoundError(f"task {task_id} does not exist")
-    case = uow.session.get(Case, task.case_id)
-    assert case is not None
+    case = lock_case(uow, task.case_id)
+    uow.session.refresh(task)
     return task, case
+
+
+def lock_case(uow: UnitOfWork, case_id: int) -> Case:
+    case = uow.session.get(Case, case_id, with_for_update=True, populate_existing=True)
+    if case is None:
+        raise NotFoundError(f"case {case_id} does not exist")
+    return case
 
 
 def _ensure_open(uow: UnitOfWork, task: HumanTask, case: Case) -> None:
@@ -118,17 +155,28 @@ def claim_task(uow: UnitOfWork, task_id: int, user: User) -> HumanTask:
     _refuse_if_barred(user, task, case)
     if task.assignee_id is not None:
         holder = uow.session.get(User, task.assignee_id)
-        raise ConflictError(f"this task is already claimed by {holder.display_name if holder else 'someone'}")
+        raise ConflictError(
+            f"this task is already claimed by {holder.display_name if holder else 'someone'}"
+        )
     claimed = uow.session.execute(
         update(HumanTask)
-        .where(HumanTask.id == task.id, HumanTask.assignee_id.is_(None), HumanTask.status == "ready")
+        .where(
+            HumanTask.id == task.id, HumanTask.assignee_id.is_(None), HumanTask.status == "ready"
+        )
         .values(assignee_id=user.id, claimed_at=uow.now)
         .execution_options(synchronize_session=False)
     ).rowcount
     if claimed != 1:
         raise ConflictError("someone else claimed this task at the same moment")
     uow.session.refresh(task)
-    uow.audit.record(uow.now, user.username, "task_claimed", f"{task.name} claimed", case_id=case.id, task_id=task.id)
+    uow.audit.record(
+        uow.now,
+        user.username,
+        "task_claimed",
+        f"{task.name} claimed",
+        case_id=case.id,
+        task_id=task.id,
+    )
     return task
 
 
@@ -141,7 +189,14 @@ def unclaim_task(uow: UnitOfWork, task_id: int, user: User) -> HumanTask:
         raise PermissionDenied("only the assignee or a manager can release this task")
     task.assignee_id = None
     task.claimed_at = None
-    uow.audit.record(uow.now, user.username, "task_unclaimed", f"{task.name} released", case_id=case.id, task_id=task.id)
+    uow.audit.record(
+        uow.now,
+        user.username,
+        "task_unclaimed",
+        f"{task.name} released",
+        case_id=case.id,
+        task_id=task.id,
+    )
     return task
 
 
@@ -152,12 +207,16 @@ def complete_task(
     _ensure_open(uow, task, case)
     if task.assignee_id is not None and task.assignee_id != user.id:
         holder = uow.session.get(User, task.assignee_id)
-        raise PermissionDenied(f"this task is claimed by {holder.display_name if holder else 'someone else'}")
+        raise PermissionDenied(
+            f"this task is claimed by {holder.display_name if holder else 'someone else'}"
+        )
     _refuse_if_barred(user, task, case)
     if task.form:
         engine.forms.validate(task.form, data)
     elif data:
-        raise ValidationError("this task takes no form data", {k: ["is not a field of this task"] for k in data})
+        raise ValidationError(
+            "this task takes no form data", {k: ["is not a field of this task"] for k in data}
+        )
 
     run = load_run(engine, uow, case, user.username)
     spiff_task = run.task(task.task_uuid)
@@ -189,9 +248,7 @@ def complete_task(
 
 def retry_case(engine: Engine, uow: UnitOfWork, case_id: int, user: User) -> Case:
     """Run a case's failed step again (after the model or data was fixed)."""
-    case = uow.session.get(Case, case_id)
-    if case is None:
-        raise NotFoundError(f"case {case_id} does not exist")
+    case = lock_case(uow, case_id)
     if case.status != "errored":
         raise ConflictError(f"case {case_id} is {case.status}, not errored")
     run = load_run(engine, uow, case, user.username)
@@ -200,14 +257,22 @@ def retry_case(engine: Engine, uow: UnitOfWork, case_id: int, user: User) -> Cas
     case.status = "running"
     case.error_message = None
     case.error_element = None
-    uow.audit.record(uow.now, user.username, "case_retried", "failed step run again", case_id=case.id)
+    uow.audit.record(
+        uow.now, user.username, "case_retried", "failed step run again", case_id=case.id
+    )
     run.advance()
     run.persist()
     return case
 
 
 def find_user(uow: UnitOfWork, username: str) -> User:
-    user = uow.session.scalars(select(User).where(User.username == username)).first()
+    user = (
+        uow.session.scalars(
+            select(User).options(joinedload(User.roles)).where(User.username == username)
+        )
+        .unique()
+        .first()
+    )
     if user is None:
         raise NotFoundError(f"user '{username}' does not exist")
     return user

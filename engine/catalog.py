@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -38,6 +39,11 @@ class SpecBundle:
         self.spec = spec
         self.subprocess_specs = subprocess_specs
         self._properties: dict[str, TaskProperties] = {}
+        self.has_timers = any(
+            isinstance(getattr(ts, "event_definition", None), TimerEventDefinition)
+            for s in (spec, *subprocess_specs.values())
+            for ts in s.task_specs.values()
+        )
 
     def task_properties(self, task_spec) -> TaskProperties:
         key = f"{task_spec._wf_spec.name}:{task_spec.name}"
@@ -60,10 +66,14 @@ class ModelCatalog:
     def parse_shipped_models(self) -> list[ParsedModel]:
         models = []
         for path in sorted(self.bpmn_dir.glob("*.bpmn")):
-            models.append(parse_model(path.read_bytes(), str(path.relative_to(self.bpmn_dir.parent))))
+            models.append(
+                parse_model(path.read_bytes(), str(path.relative_to(self.bpmn_dir.parent)))
+            )
         return models
 
-    def sync_shipped_models(self, session: Session, now: datetime, audit: AuditLog) -> list[ModelVersion]:
+    def sync_shipped_models(
+        self, session: Session, now: datetime, audit: AuditLog
+    ) -> list[ModelVersion]:
         """Store each shipped model whose content is new as a new published version."""
         created = []
         for model in self.parse_shipped_models():
@@ -79,16 +89,27 @@ class ModelCatalog:
                 "system",
                 "model_published",
                 f"{model.process_id} v{version.version} published from {model.filename}",
-                after={"process_id": model.process_id, "version": version.version, "checksum": version.checksum},
+                after={
+                    "process_id": model.process_id,
+                    "version": version.version,
+                    "checksum": version.checksum,
+                },
             )
         return created
 
     def store_version(
-        self, session: Session, model: ParsedModel, now: datetime, status: str = "draft", author_id: int | None = None
+        self,
+        session: Session,
+        model: ParsedModel,
+        now: datetime,
+        status: str = "draft",
+        author_id: int | None = None,
     ) -> ModelVersion:
         number = (
             session.scalar(
-                select(func.max(ModelVersion.version)).where(ModelVersion.process_id == model.process_id)
+                select(func.max(ModelVersion.version)).where(
+                    ModelVersion.process_id == model.process_id
+                )
             )
             or 0
         ) + 1
@@ -161,7 +182,9 @@ class ModelCatalog:
     def _spec(self, session: Session, version_id: int) -> BpmnProcessSpec:
         spec = self._specs.get(version_id)
         if spec is None:
-            spec_json = session.scalar(select(ModelVersion.spec_json).where(ModelVersion.id == version_id))
+            spec_json = session.scalar(
+                select(ModelVersion.spec_json).where(ModelVersion.id == version_id)
+            )
             if spec_json is None:
                 raise NotFoundError(f"model version {version_id} does not exist")
             spec = self.serializer.load_spec(spec_json)

@@ -11,6 +11,8 @@ import calendar
 from datetime import date, datetime
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from .audit import AuditLog
@@ -26,14 +28,20 @@ def add_months(start: date, months: int) -> date:
 
 
 def next_certificate_number(session: Session, scheme_code: str, year: int) -> str:
+    # Create the year's counter if it is missing without racing a concurrent grant for it:
+    # ON CONFLICT DO NOTHING makes the second creator wait and then find the row.
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(
+        insert(CertificateSequence)
+        .values(scheme_code=scheme_code, year=year, next_serial=1)
+        .on_conflict_do_nothing(index_elements=["scheme_code", "year"])
+    )
     sequence = session.execute(
         select(CertificateSequence)
         .where(CertificateSequence.scheme_code == scheme_code, CertificateSequence.year == year)
         .with_for_update()
-    ).scalar_one_or_none()
-    if sequence is None:
-        sequence = CertificateSequence(scheme_code=scheme_code, year=year, next_serial=1)
-        session.add(sequence)
+        .execution_options(populate_existing=True)
+    ).scalar_one()
     serial = sequence.next_serial
     sequence.next_serial = serial + 1
     return f"{scheme_code}-{year}-{serial:06d}"

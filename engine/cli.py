@@ -58,7 +58,9 @@ def cmd_models_lint(args: argparse.Namespace) -> int:
     else:
         for finding in findings:
             print(finding)
-        print(f"{len(paths)} model(s), {len(forms.names())} form(s): {len(errors)} error(s), {len(findings) - len(errors)} warning(s)")
+        print(
+            f"{len(paths)} model(s), {len(forms.names())} form(s): {len(errors)} error(s), {len(findings) - len(errors)} warning(s)"
+        )
     return 1 if errors else 0
 
 
@@ -69,7 +71,16 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     with engine.sessions() as session:
         result = verify_chain(session)
     if args.json:
-        print(json.dumps({"ok": result.ok, "events_checked": result.events_checked, "first_bad_seq": result.first_bad_seq, "reason": result.reason}))
+        print(
+            json.dumps(
+                {
+                    "ok": result.ok,
+                    "events_checked": result.events_checked,
+                    "first_bad_seq": result.first_bad_seq,
+                    "reason": result.reason,
+                }
+            )
+        )
     elif result.ok:
         print(f"audit chain intact: {result.events_checked} event(s) verified")
     else:
@@ -117,23 +128,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="certrail", description="Certrail certification workflow engine")
-    parser.add_argument("--database", help="database URL (default: DATABASE_URL or instance/certrail.sqlite)")
+    parser = argparse.ArgumentParser(
+        prog="certrail", description="Certrail certification workflow engine"
+    )
+    parser.add_argument(
+        "--database", help="database URL (default: DATABASE_URL or instance/certrail.sqlite)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    db = commands.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
-    db.add_parser("upgrade", help="create or migrate the schema and publish shipped models").set_defaults(func=cmd_db_upgrade)
+    db = commands.add_parser("db", help="database schema").add_subparsers(
+        dest="action", required=True
+    )
+    db.add_parser(
+        "upgrade", help="create or migrate the schema and publish shipped models"
+    ).set_defaults(func=cmd_db_upgrade)
 
-    demo = commands.add_parser("demo", help="demo data").add_subparsers(dest="action", required=True)
-    demo.add_parser("load", help="load demo schemes, staff and applicants (idempotent)").set_defaults(func=cmd_demo_load)
+    demo = commands.add_parser("demo", help="demo data").add_subparsers(
+        dest="action", required=True
+    )
+    demo.add_parser(
+        "load", help="load demo schemes, staff and applicants (idempotent)"
+    ).set_defaults(func=cmd_demo_load)
 
-    models = commands.add_parser("models", help="process models").add_subparsers(dest="action", required=True)
+    models = commands.add_parser("models", help="process models").add_subparsers(
+        dest="action", required=True
+    )
     lint = models.add_parser("lint", help="parse and validate models and forms")
     lint.add_argument("paths", nargs="*", help="BPMN files (default: every model in bpmn/)")
     lint.add_argument("--json", action="store_true")
     lint.set_defaults(func=cmd_models_lint)
 
-    audit = commands.add_parser("audit", help="audit trail").add_subparsers(dest="action", required=True)
+    audit = commands.add_parser("audit", help="audit trail").add_subparsers(
+        dest="action", required=True
+    )
     verify = audit.add_parser("verify", help="recompute the hash chain")
     verify.add_argument("--json", action="store_true")
     verify.set_defaults(func=cmd_audit_verify)
@@ -148,7 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the web app and the scheduler in one process")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=5000)
-    serve.add_argument("--no-scheduler", action="store_true", help="leave timers to separate workers")
+    serve.add_argument(
+        "--no-scheduler", action="store_true", help="leave timers to separate workers"
+    )
     serve.set_defaults(func=cmd_serve)
     return parser
 

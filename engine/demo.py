@@ -92,7 +92,13 @@ def load_demo(uow: UnitOfWork) -> dict[str, int]:
             counts["staff"] += 1
     for username, given, family, email, born in APPLICANTS:
         if _user(session, username) is None:
-            person = Person(given_name=given, family_name=family, email=email, date_of_birth=born, created_at=uow.now)
+            person = Person(
+                given_name=given,
+                family_name=family,
+                email=email,
+                date_of_birth=born,
+                created_at=uow.now,
+            )
             session.add(person)
             session.flush()
             user = User(

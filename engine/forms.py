@@ -75,7 +75,9 @@ class FormRegistry:
             for path, message in _explain(error, form.schema):
                 fields.setdefault(path, []).append(message)
         if fields:
-            summary = "; ".join(f"{k or '(form)'}: {', '.join(v)}" for k, v in sorted(fields.items()))
+            summary = "; ".join(
+                f"{k or '(form)'}: {', '.join(v)}" for k, v in sorted(fields.items())
+            )
             raise ValidationError(f"Invalid data for form '{name}': {summary}", fields)
         return data
 
@@ -93,7 +95,9 @@ def load_form(path: Path) -> tuple[Form | None, list[Finding]]:
         return None, [Finding("error", str(path), where, f"invalid JSON Schema: {exc.message}")]
     findings = []
     if schema.get("type") != "object":
-        findings.append(Finding("error", str(path), None, 'a form schema must have "type": "object"'))
+        findings.append(
+            Finding("error", str(path), None, 'a form schema must have "type": "object"')
+        )
         return None, findings
     validator = Draft202012Validator(schema, format_checker=FormatChecker())
     return Form(name, schema, validator), findings
@@ -104,31 +108,44 @@ def _explain(error, schema: dict[str, Any]) -> list[tuple[str, str]]:
     path = ".".join(str(p) for p in error.absolute_path)
     if error.validator == "required":
         present = error.instance if isinstance(error.instance, dict) else {}
-        missing = [f for f in error.validator_value if f not in present and f"'{f}'" in error.message]
+        missing = [
+            f for f in error.validator_value if f not in present and f"'{f}'" in error.message
+        ]
         field = missing[0] if missing else ""
         return [(".".join(p for p in (path, field) if p), f"{_label(schema, field)} is required")]
     if error.validator == "additionalProperties":
         allowed = set(error.schema.get("properties", {}))
-        extras = [k for k in error.instance if k not in allowed] if isinstance(error.instance, dict) else []
+        extras = (
+            [k for k in error.instance if k not in allowed]
+            if isinstance(error.instance, dict)
+            else []
+        )
         prefix = f"{path}." if path else ""
         return [(prefix + name, "is not a field of this form") for name in extras] or [
             (path, error.message)
         ]
     label = _label(schema, path)
-    messages = {
-        "type": f"{label} must be of type {error.validator_value}",
-        "enum": f"{label} must be one of: {', '.join(map(str, error.validator_value))}",
-        "const": f"{label} must be {json.dumps(error.validator_value)}",
-        "minLength": f"{label} must have at least {error.validator_value} characters",
-        "maxLength": f"{label} must have at most {error.validator_value} characters",
-        "minimum": f"{label} must be at least {error.validator_value}",
-        "maximum": f"{label} must be at most {error.validator_value}",
-        "format": f"{label} must be a valid {error.validator_value}",
-        "pattern": f"{label} does not have the expected format",
-        "minItems": f"{label} needs at least {error.validator_value} item(s)",
-        "maxItems": f"{label} allows at most {error.validator_value} item(s)",
+    value = error.validator_value
+    templates = {
+        "type": "{label} must be of type {value}",
+        "const": "{label} must be {json}",
+        "minLength": "{label} must have at least {value} characters",
+        "maxLength": "{label} must have at most {value} characters",
+        "minimum": "{label} must be at least {value}",
+        "maximum": "{label} must be at most {value}",
+        "exclusiveMinimum": "{label} must be more than {value}",
+        "exclusiveMaximum": "{label} must be less than {value}",
+        "format": "{label} must be a valid {value}",
+        "pattern": "{label} does not have the expected format",
+        "minItems": "{label} needs at least {value} item(s)",
+        "maxItems": "{label} allows at most {value} item(s)",
     }
-    return [(path, messages.get(error.validator, f"{label}: {error.message}"))]
+    if error.validator == "enum":
+        return [(path, f"{label} must be one of: {', '.join(map(str, value))}")]
+    template = templates.get(error.validator)
+    if template is None:
+        return [(path, f"{label}: {error.message}")]
+    return [(path, template.format(label=label, value=value, json=json.dumps(value)))]
 
 
 def _label(schema: dict[str, Any], path: str) -> str:

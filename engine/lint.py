@@ -23,16 +23,37 @@ from .runtime.specs import NS, ParsedModel, is_valid_duration, parse_model
 from .system_actions import SYSTEM_OPERATIONS
 
 SOD_RULES = (
-    "SOD-DECIDE", "SOD-APPEAL", "SOD-COMPLAINT", "SOD-COI",
-    "SOD-COMMIT", "SOD-SELF", "SOD-INTERNAL", "SOD-4EYES",
+    "SOD-DECIDE",
+    "SOD-APPEAL",
+    "SOD-COMPLAINT",
+    "SOD-COI",
+    "SOD-COMMIT",
+    "SOD-SELF",
+    "SOD-INTERNAL",
+    "SOD-4EYES",
 )
 STAFF_ROLES = set(ROLES)
 SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
 _FLOW_NODES = (
-    "startEvent", "endEvent", "userTask", "task", "manualTask", "serviceTask", "scriptTask",
-    "sendTask", "receiveTask", "businessRuleTask", "callActivity", "subProcess",
-    "exclusiveGateway", "parallelGateway", "inclusiveGateway", "eventBasedGateway",
-    "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent",
+    "startEvent",
+    "endEvent",
+    "userTask",
+    "task",
+    "manualTask",
+    "serviceTask",
+    "scriptTask",
+    "sendTask",
+    "receiveTask",
+    "businessRuleTask",
+    "callActivity",
+    "subProcess",
+    "exclusiveGateway",
+    "parallelGateway",
+    "inclusiveGateway",
+    "eventBasedGateway",
+    "intermediateCatchEvent",
+    "intermediateThrowEvent",
+    "boundaryEvent",
 )
 
 
@@ -54,7 +75,9 @@ def lint_files(
         try:
             source = path.read_bytes()
         except OSError as exc:
-            findings.append(Finding("error", str(path), None, f"cannot read the file: {exc.strerror}"))
+            findings.append(
+                Finding("error", str(path), None, f"cannot read the file: {exc.strerror}")
+            )
             continue
         try:
             parsed.append(parse_model(source, str(path)))
@@ -84,7 +107,11 @@ def lint_model(
         if not props.role:
             add("error", tid, "user task has no role (set the lane or the 'role' property)")
         elif props.role not in STAFF_ROLES:
-            add("error", tid, f"role '{props.role}' is not a Certrail role ({', '.join(sorted(STAFF_ROLES))})")
+            add(
+                "error",
+                tid,
+                f"role '{props.role}' is not a Certrail role ({', '.join(sorted(STAFF_ROLES))})",
+            )
         if not props.form:
             add("error", tid, "user task has no 'form' property")
         elif props.form not in forms:
@@ -95,13 +122,25 @@ def lint_model(
             add("error", tid, f"due '{props.due}' is not an ISO 8601 duration such as P10D")
         for rule in props.sod:
             if rule not in SOD_RULES:
-                add("error", tid, f"unknown impartiality rule '{rule}' (known: {', '.join(SOD_RULES)})")
+                add(
+                    "error",
+                    tid,
+                    f"unknown impartiality rule '{rule}' (known: {', '.join(SOD_RULES)})",
+                )
         for ref in props.exclude_performers_of:
             if ref not in task_ids:
-                add("error", tid, f"exclude_performers_of names '{ref}', which is no task of these models")
+                add(
+                    "error",
+                    tid,
+                    f"exclude_performers_of names '{ref}', which is no task of these models",
+                )
         if props.assignee_from and props.form in forms:
             if props.assignee_from not in _all_form_fields(forms):
-                add("warning", tid, f"assignee_from names field '{props.assignee_from}', which no form has")
+                add(
+                    "warning",
+                    tid,
+                    f"assignee_from names field '{props.assignee_from}', which no form has",
+                )
     if process is not None:
         _lint_xml(model, process, processes, add)
     return found
@@ -124,11 +163,19 @@ def _lint_xml(model: ParsedModel, process: etree._Element, processes: set[str], 
     for operator in process.iter(f"{{{SPIFF_NS}}}serviceTaskOperator"):
         owner = operator.getparent().getparent()
         if operator.get("id") not in SYSTEM_OPERATIONS:
-            add("error", owner.get("id"), f"unknown system operation '{operator.get('id')}' (known: {', '.join(SYSTEM_OPERATIONS)})")
+            add(
+                "error",
+                owner.get("id"),
+                f"unknown system operation '{operator.get('id')}' (known: {', '.join(SYSTEM_OPERATIONS)})",
+            )
     for call in process.iter(f"{{{bpmn}}}callActivity"):
         called = call.get("calledElement")
         if called not in processes:
-            add("error", call.get("id"), f"call activity calls '{called}', which is no known process")
+            add(
+                "error",
+                call.get("id"),
+                f"call activity calls '{called}', which is no known process",
+            )
     for timer in process.iter(f"{{{bpmn}}}timerEventDefinition"):
         owner = timer.getparent()
         for child in timer:
@@ -136,7 +183,11 @@ def _lint_xml(model: ParsedModel, process: etree._Element, processes: set[str], 
     for gateway in process.iter(f"{{{bpmn}}}exclusiveGateway", f"{{{bpmn}}}inclusiveGateway"):
         outgoing = gateway.findall(f"{{{bpmn}}}outgoing")
         if len(outgoing) > 1 and not gateway.get("default"):
-            add("warning", gateway.get("id"), "gateway has no default flow: a case stops if no condition holds")
+            add(
+                "warning",
+                gateway.get("id"),
+                "gateway has no default flow: a case stops if no condition holds",
+            )
     _check_diagram(model, process, add)
 
 
@@ -166,11 +217,17 @@ def _check_timer(node: etree._Element, element: str | None, add) -> None:
     try:
         tree = ast.parse(expression, mode="eval")
     except SyntaxError:
-        add("error", element, f"timer expression {expression!r} is not a valid expression; quote literal values: \"{expression}\"")
+        add(
+            "error",
+            element,
+            f'timer expression {expression!r} is not a valid expression; quote literal values: "{expression}"',
+        )
         return
     body = tree.body
-    if isinstance(body, ast.Name) or (isinstance(body, ast.BinOp) and expression[:1].upper() in "PR"):
-        add("error", element, f"timer expression {expression} must be quoted: \"{expression}\"")
+    if isinstance(body, ast.Name) or (
+        isinstance(body, ast.BinOp) and expression[:1].upper() in "PR"
+    ):
+        add("error", element, f'timer expression {expression} must be quoted: "{expression}"')
         return
     if isinstance(body, ast.Constant) and isinstance(body.value, str):
         value = body.value
@@ -195,7 +252,11 @@ def _check_diagram(model: ParsedModel, process: etree._Element, add) -> None:
     shapes = {s.get("bpmnElement") for s in root.iter(f"{{{di}}}BPMNShape")}
     edges = {e.get("bpmnElement") for e in root.iter(f"{{{di}}}BPMNEdge")}
     if not shapes and not edges:
-        add("warning", process.get("id"), "the model has no diagram layout (BPMNDI); the editor cannot draw it")
+        add(
+            "warning",
+            process.get("id"),
+            "the model has no diagram layout (BPMNDI); the editor cannot draw it",
+        )
         return
     for tag in _FLOW_NODES:
         for node in process.iter(f"{{{bpmn}}}{tag}"):

@@ -41,7 +41,10 @@ def register_applicant(
     if taken:
         raise ConflictError("an account with this e-mail address already exists")
     person = Person(
-        given_name=given_name.strip(), family_name=family_name.strip(), email=email, created_at=uow.now
+        given_name=given_name.strip(),
+        family_name=family_name.strip(),
+        email=email,
+        created_at=uow.now,
     )
     session.add(person)
     session.flush()
@@ -56,5 +59,11 @@ def register_applicant(
     user.roles = [UserRole(role="applicant")]
     session.add(user)
     session.flush()
-    uow.audit.record(uow.now, user.username, "applicant_registered", f"{person.full_name} registered", after={"person_id": person.id})
+    uow.audit.record(
+        uow.now,
+        user.username,
+        "applicant_registered",
+        f"{person.full_name} registered",
+        after={"person_id": person.id},
+    )
     return user

@@ -29,7 +29,9 @@ HAPPY_PATH: dict[str, dict[str, Any]] = {
 }
 
 
-def valid_form_data(schema: dict[str, Any], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def valid_form_data(
+    schema: dict[str, Any], overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Values for every property of `schema` that satisfy its constraints."""
     data = {name: _value(prop, name) for name, prop in schema.get("properties", {}).items()}
     data.update(overrides or {})
@@ -126,17 +128,24 @@ def simulate(
             "Simulated", f"Candidate {n + 1}", f"sim-{run_tag}-{n + 1}@simulation.invalid", None
         )
         case = engine.start_case(
-            "application", actor=applicant.username, person_id=applicant.person_id, scheme_code=scheme_code
+            "application",
+            actor=applicant.username,
+            person_id=applicant.person_id,
+            scheme_code=scheme_code,
         )
         performers: dict[str, str] = {}
-        completed, stopped = _drive_case(engine, roster, case.case_id, applicant.username, performers, stop_at)
+        completed, stopped = _drive_case(
+            engine, roster, case.case_id, applicant.username, performers, stop_at
+        )
         result.tasks_completed += completed
         number = _certificate_number(engine, case.case_id)
         if number:
             result.certificates_issued += 1
         if not stopped and engine.case(case.case_id).status == "completed":
             result.cases_completed += 1
-        result.cases.append({"case_id": case.case_id, "certificate_number": number, "performers": performers})
+        result.cases.append(
+            {"case_id": case.case_id, "certificate_number": number, "performers": performers}
+        )
     result.seconds = time.perf_counter() - started
     return result
 
@@ -186,4 +195,3 @@ def _form_data(
 def _certificate_number(engine: Engine, case_id: int) -> str | None:
     with engine.sessions() as session:
         return session.scalar(select(Certificate.number).where(Certificate.case_id == case_id))
-

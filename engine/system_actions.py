@@ -34,7 +34,9 @@ def system_actions_for(uow: UnitOfWork, run: CaseRun) -> dict[str, Any]:
 
     def issue(task: Task, params: dict[str, Any]) -> dict[str, Any]:
         person, scheme = subject()
-        certificate = issue_certificate(uow.session, uow.audit, case, person, scheme, uow.now, "system")
+        certificate = issue_certificate(
+            uow.session, uow.audit, case, person, scheme, uow.now, "system"
+        )
         return certificate_summary(certificate)
 
     def refusal_letter(task: Task, params: dict[str, Any]) -> dict[str, Any]:
@@ -49,7 +51,9 @@ def system_actions_for(uow: UnitOfWork, run: CaseRun) -> dict[str, Any]:
 
     def notify(task: Task, params: dict[str, Any]) -> dict[str, Any]:
         step = task.task_spec.bpmn_name or task.task_spec.bpmn_id
-        uow.audit.record(uow.now, "system", "applicant_notified", f"applicant notified: {step}", case_id=case.id)
+        uow.audit.record(
+            uow.now, "system", "applicant_notified", f"applicant notified: {step}", case_id=case.id
+        )
         return {"sent_at": uow.now.isoformat(), "subject": step}
 
     return {

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from . import cases
-from .models import Case, Timer
+from .models import Timer
 
 if TYPE_CHECKING:
     from . import Engine
@@ -38,7 +38,7 @@ def fire_due_timers(engine: Engine, limit: int = 100) -> int:
             timer = uow.session.scalars(query).first()
             if timer is None:
                 return processed
-            case = uow.session.get(Case, timer.case_id)
+            case = cases.lock_case(uow, timer.case_id)
             try:
                 run = cases.load_run(engine, uow, case, "scheduler")
                 run.workflow.refresh_timers()
@@ -46,9 +46,7 @@ def fire_due_timers(engine: Engine, limit: int = 100) -> int:
                 run.persist()
             except Exception as exc:  # noqa: BLE001 - one broken case must not stop the others
                 log.exception("timer %s of case %s failed", timer.id, timer.case_id)
-                uow.session.rollback()
-                uow.session.begin()
-                uow.audit.pending.clear()
+                uow.restart()
                 failed = uow.session.get(Timer, timer.id)
                 failed.status = "failed"
                 failed.last_error = f"{type(exc).__name__}: {exc}"

@@ -3,10 +3,11 @@ into ConflictError."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -23,6 +24,18 @@ class UnitOfWork:
         self.now = now
         self.audit = AuditLog()
         self.session: Session
+        self._after_commit: list[Callable[[], None]] = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the transaction has committed (never after a rollback)."""
+        self._after_commit.append(callback)
+
+    def restart(self) -> None:
+        """Roll back everything done so far and begin again, forgetting pending events."""
+        self.session.rollback()
+        self.audit.pending.clear()
+        self._after_commit.clear()
+        self.session.begin()
 
     def __enter__(self) -> UnitOfWork:
         self.session = self._sessions()
@@ -40,7 +53,9 @@ class UnitOfWork:
                 try:
                     self.audit.flush(self.session)
                     self.session.commit()
-                except StaleDataError:
+                    for callback in self._after_commit:
+                        callback()
+                except (StaleDataError, IntegrityError):
                     self.session.rollback()
                     raise ConflictError(
                         "someone else changed this case at the same moment; reload and try again"
@@ -54,7 +69,7 @@ class UnitOfWork:
                     raise
             else:
                 self.session.rollback()
-                if exc_type is StaleDataError:
+                if exc_type is not None and issubclass(exc_type, (StaleDataError, IntegrityError)):
                     raise ConflictError(
                         "someone else changed this case at the same moment; reload and try again"
                     ) from None

@@ -17,7 +17,15 @@ from engine.models import Case, Certificate, HumanTask, ModelVersion
 
 NODE_MODULES = Path(__file__).resolve().parent / "node_modules"
 VENDOR_FILES = {
-    "bpmn-js": ("bpmn-js/dist", {"bpmn-viewer.production.min.js", "assets/bpmn-js.css", "assets/diagram-js.css", "assets/bpmn-font/css/bpmn.css"}),
+    "bpmn-js": (
+        "bpmn-js/dist",
+        {
+            "bpmn-viewer.production.min.js",
+            "assets/bpmn-js.css",
+            "assets/diagram-js.css",
+            "assets/bpmn-font/css/bpmn.css",
+        },
+    ),
 }
 
 
@@ -37,12 +45,20 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     def home():
         with engine.sessions() as session:
             models = session.scalars(
-                select(ModelVersion).where(ModelVersion.status == "published").order_by(ModelVersion.process_id)
+                select(ModelVersion)
+                .where(ModelVersion.status == "published")
+                .order_by(ModelVersion.process_id)
             ).all()
             counts = {
-                "running cases": session.scalar(select(func.count()).where(Case.status == "running")),
-                "open tasks": session.scalar(select(func.count()).where(HumanTask.status == "ready")),
-                "active certificates": session.scalar(select(func.count()).where(Certificate.status == "active")),
+                "running cases": session.scalar(
+                    select(func.count()).where(Case.status == "running")
+                ),
+                "open tasks": session.scalar(
+                    select(func.count()).where(HumanTask.status == "ready")
+                ),
+                "active certificates": session.scalar(
+                    select(func.count()).where(Certificate.status == "active")
+                ),
             }
         return render_template("home.html", models=models, counts=counts)
 
@@ -50,7 +66,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     def model_source(process_id: str, version: int):
         with engine.sessions() as session:
             model = session.scalars(
-                select(ModelVersion).where(ModelVersion.process_id == process_id, ModelVersion.version == version)
+                select(ModelVersion).where(
+                    ModelVersion.process_id == process_id, ModelVersion.version == version
+                )
             ).first()
         if model is None:
             abort(404, description=f"process '{process_id}' has no version {version}")
@@ -71,14 +89,20 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     @app.errorhandler(404)
     def not_found(error):
-        return render_template("error.html", code=404, message=getattr(error, "description", "not found")), 404
+        return render_template(
+            "error.html", code=404, message=getattr(error, "description", "not found")
+        ), 404
 
     @app.errorhandler(405)
     def method_not_allowed(error):
-        return render_template("error.html", code=405, message="this address does not accept that method"), 405
+        return render_template(
+            "error.html", code=405, message="this address does not accept that method"
+        ), 405
 
     @app.errorhandler(500)
     def server_error(error):
-        return render_template("error.html", code=500, message="something went wrong; it has been logged"), 500
+        return render_template(
+            "error.html", code=500, message="something went wrong; it has been logged"
+        ), 500
 
     return app

@@ -7,6 +7,8 @@ serializes the state once.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -121,28 +123,40 @@ class CaseRun:
         if self.case.status != "errored" and self.workflow.is_completed():
             self.case.status = "completed"
             self.case.ended_at = self.now
-            self.audit.record(self.now, self.actor, "case_completed", "the case reached its end", case_id=self.case.id)
+            self.audit.record(
+                self.now,
+                self.actor,
+                "case_completed",
+                "the case reached its end",
+                case_id=self.case.id,
+            )
         self.case.state = self.serializer.dump_workflow(self.workflow)
         return created
 
     def _ready_user_tasks(self) -> dict[str, Task]:
-        return {
-            str(t.id): t
-            for t in self.workflow.get_tasks(state=TaskState.READY, manual=True)
-        }
+        return {str(t.id): t for t in self.workflow.get_tasks(state=TaskState.READY, manual=True)}
 
     def _sync_human_tasks(self) -> list[HumanTask]:
         ready = self._ready_user_tasks()
         existing = {
             row.task_uuid: row
             for row in self.session.scalars(
-                select(HumanTask).where(HumanTask.case_id == self.case.id, HumanTask.status == "ready")
+                select(HumanTask).where(
+                    HumanTask.case_id == self.case.id, HumanTask.status == "ready"
+                )
             )
         }
         for task_uuid, row in existing.items():
             if task_uuid not in ready:
                 row.status = "cancelled"
-                self.audit.record(self.now, self.actor, "task_cancelled", f"{row.name} is no longer needed", case_id=self.case.id, task_id=row.id)
+                self.audit.record(
+                    self.now,
+                    self.actor,
+                    "task_cancelled",
+                    f"{row.name} is no longer needed",
+                    case_id=self.case.id,
+                    task_id=row.id,
+                )
         created = []
         for task_uuid, task in ready.items():
             if task_uuid in existing:
@@ -181,9 +195,12 @@ class CaseRun:
                 )
                 if row.assignee_id is not None:
                     self.audit.record(
-                        self.now, self.actor, "task_assigned",
+                        self.now,
+                        self.actor,
+                        "task_assigned",
                         f"{row.name} assigned to {row.candidates[0]}",
-                        case_id=self.case.id, task_id=row.id,
+                        case_id=self.case.id,
+                        task_id=row.id,
                         after={"assignee": row.candidates[0]},
                     )
         return created
@@ -197,7 +214,9 @@ class CaseRun:
         )
         if user is None or row.role not in user.role_names or not user.active:
             self.audit.record(
-                self.now, self.actor, "assignment_skipped",
+                self.now,
+                self.actor,
+                "assignment_skipped",
                 f"{username!r} cannot take {row.name}; the task is open to every {row.role}",
                 case_id=self.case.id,
             )
@@ -207,6 +226,8 @@ class CaseRun:
         row.claimed_at = self.now
 
     def _sync_timers(self) -> None:
+        if not self.bundle.has_timers:
+            return
         waiting = {}
         for task in self.workflow.get_tasks(state=TaskState.WAITING):
             definition = getattr(task.task_spec, "event_definition", None)
@@ -232,7 +253,13 @@ class CaseRun:
         for task_uuid, (task, fire_at) in waiting.items():
             if task_uuid not in rows:
                 self.session.add(
-                    Timer(case_id=self.case.id, task_uuid=task_uuid, task_spec_id=task.task_spec.bpmn_id or task.task_spec.name, fire_at=fire_at, status="waiting")
+                    Timer(
+                        case_id=self.case.id,
+                        task_uuid=task_uuid,
+                        task_spec_id=task.task_spec.bpmn_id or task.task_spec.name,
+                        fire_at=fire_at,
+                        status="waiting",
+                    )
                 )
 
     def _timer_fired(self, task_uuid: str) -> bool:
@@ -240,11 +267,40 @@ class CaseRun:
         return task is not None and task.state == TaskState.COMPLETED
 
 
+class LiveWorkflows:
+    """Workflows kept in memory between units of work, keyed by case and lock version.
+
+    A unit of work *takes* its case's workflow (so no two share one) and puts it back only
+    after its commit, under the new lock version; a rollback simply loses it. Another process
+    changing the case bumps the version, so a stale entry is never used.
+    """
+
+    def __init__(self, capacity: int = 2000):
+        self.capacity = capacity
+        self._entries: OrderedDict[int, tuple[int, BpmnWorkflow]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, case_id: int, lock_version: int) -> BpmnWorkflow | None:
+        with self._lock:
+            entry = self._entries.pop(case_id, None)
+        if entry is None or entry[0] != lock_version:
+            return None
+        return entry[1]
+
+    def put(self, case_id: int, lock_version: int, workflow: BpmnWorkflow) -> None:
+        with self._lock:
+            self._entries[case_id] = (lock_version, workflow)
+            self._entries.move_to_end(case_id)
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+
+
 def _describe(exc: Exception) -> str:
-    inner = getattr(exc, "error", None) or getattr(exc, "exception", None)
+    """One line saying what failed, including the sandbox's or Python's own reason."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if isinstance(inner, SandboxViolation) and str(inner) not in text:
-        text = f"{text}: {inner}"
+    inner = exc.__cause__ or exc.__context__
+    if inner is not None and str(inner) and str(inner) not in text:
+        text = f"{text.rstrip('. ')}: {type(inner).__name__}: {inner}"
     return text
 
 

@@ -10,7 +10,9 @@ exhaust memory or time (`**`, `*` on sequences, `range`) are bounded.
 from __future__ import annotations
 
 import ast
+import contextvars
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -20,9 +22,13 @@ from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 
 MAX_SEQUENCE = 100_000
+# Items all bounded operations of one script run may create together, so that many
+# individually allowed repetitions in a loop cannot add up to exhaust memory.
+MAX_ITEMS_PER_RUN = 1_000_000
 MAX_EXPONENT = 1_000
 MAX_RESULT_BITS = 100_000
 MAX_SECONDS = 1.0
+_DIGITS = re.compile(r"\d+")
 
 
 class SandboxViolation(ValueError):
@@ -30,25 +36,102 @@ class SandboxViolation(ValueError):
 
 
 _ALLOWED_NODES: tuple[type[ast.AST], ...] = (
-    ast.Module, ast.Expression, ast.Expr, ast.Assign, ast.AugAssign, ast.AnnAssign,
-    ast.If, ast.For, ast.Break, ast.Continue, ast.Pass,
-    ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.Compare, ast.IfExp,
-    ast.Call, ast.keyword, ast.Name, ast.Load, ast.Store, ast.Del, ast.Delete,
-    ast.Constant, ast.List, ast.Tuple, ast.Dict, ast.Set,
-    ast.Subscript, ast.Slice, ast.Attribute,
-    ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.comprehension,
-    ast.JoinedStr, ast.FormattedValue,
-    ast.And, ast.Or, ast.Not, ast.Invert, ast.UAdd, ast.USub,
-    ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow,
-    ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.In, ast.NotIn, ast.Is, ast.IsNot,
+    ast.Module,
+    ast.Expression,
+    ast.Expr,
+    ast.Assign,
+    ast.AugAssign,
+    ast.AnnAssign,
+    ast.If,
+    ast.For,
+    ast.Break,
+    ast.Continue,
+    ast.Pass,
+    ast.BoolOp,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.Compare,
+    ast.IfExp,
+    ast.Call,
+    ast.keyword,
+    ast.Name,
+    ast.Load,
+    ast.Store,
+    ast.Del,
+    ast.Delete,
+    ast.Constant,
+    ast.List,
+    ast.Tuple,
+    ast.Dict,
+    ast.Set,
+    ast.Subscript,
+    ast.Slice,
+    ast.Attribute,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+    ast.comprehension,
+    ast.JoinedStr,
+    ast.FormattedValue,
+    ast.And,
+    ast.Or,
+    ast.Not,
+    ast.Invert,
+    ast.UAdd,
+    ast.USub,
+    ast.Add,
+    ast.Sub,
+    ast.Mult,
+    ast.Div,
+    ast.FloorDiv,
+    ast.Mod,
+    ast.Pow,
+    ast.Eq,
+    ast.NotEq,
+    ast.Lt,
+    ast.LtE,
+    ast.Gt,
+    ast.GtE,
+    ast.In,
+    ast.NotIn,
+    ast.Is,
+    ast.IsNot,
 )
 
 # Methods of plain data (str, list, dict) a script may call; everything else is refused.
-_ALLOWED_METHODS = frozenset({
-    "get", "keys", "values", "items", "append", "extend", "count", "index",
-    "lower", "upper", "strip", "split", "join", "startswith", "endswith", "replace",
-    "isoformat", "title",
-})
+_ALLOWED_METHODS = frozenset(
+    {
+        "get",
+        "keys",
+        "values",
+        "items",
+        "append",
+        "extend",
+        "count",
+        "index",
+        "lower",
+        "upper",
+        "strip",
+        "split",
+        "join",
+        "startswith",
+        "endswith",
+        "replace",
+        "isoformat",
+        "title",
+    }
+)
+
+
+_items_created: contextvars.ContextVar[int] = contextvars.ContextVar("items_created", default=0)
+
+
+def _spend(items: int) -> None:
+    total = _items_created.get() + max(items, 0)
+    if total > MAX_ITEMS_PER_RUN:
+        raise SandboxViolation(f"the script builds more than {MAX_ITEMS_PER_RUN:,} items in all")
+    _items_created.set(total)
 
 
 def _bounded_range(*args: int) -> range:
@@ -72,17 +155,75 @@ def _bounded_mul(left: Any, right: Any) -> Any:
         if isinstance(seq, (str, bytes, list, tuple)) and isinstance(n, int):
             if len(seq) * n > MAX_SEQUENCE:
                 raise SandboxViolation(f"sequence repetition beyond {MAX_SEQUENCE:,} items")
+            _spend(len(seq) * n)
     return left * right
 
 
+def _bounded_method(obj: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+    """Call an allowed method, refusing the calls that could build a huge string or list."""
+    if name == "replace" and isinstance(obj, str) and len(args) >= 2:
+        old, new = args[0], args[1]
+        if isinstance(old, str) and isinstance(new, str):
+            growth = (obj.count(old) if old else len(obj) + 1) * max(len(new) - len(old), 0)
+            if len(obj) + growth > MAX_SEQUENCE:
+                raise SandboxViolation(f"replace() result beyond {MAX_SEQUENCE:,} characters")
+            _spend(len(obj) + growth)
+    if name == "join" and isinstance(obj, str) and args:
+        parts = list(args[0])
+        total = sum(len(p) for p in parts if isinstance(p, str)) + len(obj) * len(parts)
+        if total > MAX_SEQUENCE:
+            raise SandboxViolation(f"join() result beyond {MAX_SEQUENCE:,} characters")
+        _spend(total)
+        args = (parts, *args[1:])
+    if name in ("extend",) and isinstance(obj, list) and args:
+        extra = list(args[0])
+        if len(obj) + len(extra) > MAX_SEQUENCE:
+            raise SandboxViolation(f"list beyond {MAX_SEQUENCE:,} items")
+        _spend(len(extra))
+        args = (extra, *args[1:])
+    return getattr(obj, name)(*args, **kwargs)
+
+
+def _bounded_format(value: Any, spec: str) -> str:
+    widths = [int(n) for n in _DIGITS.findall(spec)]
+    if any(w > MAX_SEQUENCE for w in widths):
+        raise SandboxViolation(f"format width beyond {MAX_SEQUENCE:,}")
+    _spend(max(widths, default=0))
+    return format(value, spec)
+
+
 SAFE_BUILTINS: dict[str, Any] = {
-    "abs": abs, "all": all, "any": any, "bool": bool, "dict": dict, "enumerate": enumerate,
-    "float": float, "int": int, "len": len, "list": list, "max": max, "min": min,
-    "range": _bounded_range, "round": round, "set": set, "sorted": sorted, "str": str,
-    "sum": sum, "tuple": tuple, "zip": zip, "True": True, "False": False, "None": None,
+    "abs": abs,
+    "all": all,
+    "any": any,
+    "bool": bool,
+    "dict": dict,
+    "enumerate": enumerate,
+    "float": float,
+    "int": int,
+    "len": len,
+    "list": list,
+    "max": max,
+    "min": min,
+    "range": _bounded_range,
+    "round": round,
+    "set": set,
+    "sorted": sorted,
+    "str": str,
+    "sum": sum,
+    "tuple": tuple,
+    "zip": zip,
+    "True": True,
+    "False": False,
+    "None": None,
 }
 
-_HELPERS = {"__certrail_pow__": _bounded_pow, "__certrail_mul__": _bounded_mul}
+_HELPERS = {
+    "__certrail_pow__": _bounded_pow,
+    "__certrail_mul__": _bounded_mul,
+    "__certrail_method__": _bounded_method,
+    "__certrail_format__": _bounded_format,
+}
 
 
 def _run_bounded(run: Callable[[], Any]) -> Any:
@@ -101,11 +242,13 @@ def _run_bounded(run: Callable[[], Any]) -> Any:
         return trace_script_lines if frame.f_code.co_filename == "<script>" else None
 
     previous = sys.gettrace()
+    budget = _items_created.set(0)
     sys.settrace(trace_calls)
     try:
         return run()
     finally:
         sys.settrace(previous)
+        _items_created.reset(budget)
 
 
 class _Checker(ast.NodeVisitor):
@@ -129,7 +272,14 @@ class _Checker(ast.NodeVisitor):
             self._refuse(node, f"name '{node.id}' is not allowed (leading underscore)")
         self.generic_visit(node)
 
+    def visit_Call(self, node: ast.Call) -> None:
+        if isinstance(node.func, ast.Attribute):
+            node.func.certrail_called = True  # type: ignore[attr-defined]
+        self.generic_visit(node)
+
     def visit_Attribute(self, node: ast.Attribute) -> None:
+        if not getattr(node, "certrail_called", False) and not node.attr.startswith("_"):
+            self._refuse(node, f"'.{node.attr}' may only be called directly")
         if node.attr.startswith("_"):
             self._refuse(node, f"attribute '{node.attr}' is not allowed")
         elif node.attr not in _ALLOWED_METHODS:
@@ -138,7 +288,27 @@ class _Checker(ast.NodeVisitor):
 
 
 class _Bounder(ast.NodeTransformer):
-    """Route `**` and `*` through the bounded helpers."""
+    """Route `**`, `*`, method calls and format specifications through the bounded helpers."""
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        if not isinstance(node.func, ast.Attribute):
+            return node
+        call = ast.Call(
+            ast.Name("__certrail_method__", ast.Load()),
+            [node.func.value, ast.Constant(node.func.attr), *node.args],
+            node.keywords,
+        )
+        return ast.copy_location(call, node)
+
+    def visit_FormattedValue(self, node: ast.FormattedValue) -> ast.AST:
+        self.generic_visit(node)
+        if node.format_spec is None:
+            return node
+        call = ast.Call(
+            ast.Name("__certrail_format__", ast.Load()), [node.value, node.format_spec], []
+        )
+        return ast.copy_location(ast.FormattedValue(call, node.conversion, None), node)
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
         self.generic_visit(node)

@@ -23,7 +23,11 @@ def certrail(*args: str, database: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": database}
     return subprocess.run(
         [sys.executable, "-m", "engine.cli", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -39,16 +43,21 @@ def test_shipped_models_and_forms_lint_clean(sqlite_url):
     assert report == {"ok": True, "findings": []}
 
 
-def test_lint_of_broken_files_exits_1_with_one_line_per_finding_and_no_traceback(tmp_path, sqlite_url):
+def test_lint_of_broken_files_exits_1_with_one_line_per_finding_and_no_traceback(
+    tmp_path, sqlite_url
+):
     broken = tmp_path / "broken.bpmn"
     broken.write_text("<definitions")
     bomb = tmp_path / "bomb.bpmn"
-    bomb.write_text('<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]><l>&b;</l>')
+    bomb.write_text(
+        '<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]><l>&b;</l>'
+    )
     bad_task = tmp_path / "bad_task.bpmn"
     source = (ROOT / "bpmn" / "decision.bpmn").read_text()
     bad_task.write_text(
-        source.replace('name="form" value="certification_decision"', 'name="form" value="no_such_form"')
-        .replace('name="due" value="P10D"', 'name="due" value="ten days"', 1)
+        source.replace(
+            'name="form" value="certification_decision"', 'name="form" value="no_such_form"'
+        ).replace('name="due" value="P10D"', 'name="due" value="ten days"', 1)
     )
     result = certrail("models", "lint", str(broken), str(bomb), str(bad_task), database=sqlite_url)
     assert result.returncode == 1
@@ -77,7 +86,7 @@ def test_unquoted_timer_expression_is_a_lint_error(tmp_path, sqlite_url):
     model.write_text(TIMER_MODEL.replace("DURATION", "P30D"))
     result = certrail("models", "lint", str(model), database=sqlite_url)
     assert result.returncode == 1
-    assert '[wait_30_days]' in result.stdout and 'must be quoted: "P30D"' in result.stdout
+    assert "[wait_30_days]" in result.stdout and 'must be quoted: "P30D"' in result.stdout
     model.write_text(TIMER_MODEL.replace("DURATION", '"P30D"'))
     quoted = certrail("models", "lint", str(model), database=sqlite_url)
     assert "wait_30_days" not in quoted.stdout
@@ -93,7 +102,14 @@ def test_db_upgrade_demo_load_simulate_and_verify_work_end_to_end(sqlite_url):
     result = certrail("simulate", "--cases", "3", "--json", database=sqlite_url)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert set(report) == {"cases_completed", "tasks_completed", "certificates_issued", "seconds", "tasks_per_second", "cases"}
+    assert set(report) == {
+        "cases_completed",
+        "tasks_completed",
+        "certificates_issued",
+        "seconds",
+        "tasks_per_second",
+        "cases",
+    }
     assert report["cases_completed"] == 3
     assert report["certificates_issued"] == 3
     assert report["tasks_completed"] == 30
@@ -101,7 +117,11 @@ def test_db_upgrade_demo_load_simulate_and_verify_work_end_to_end(sqlite_url):
         assert set(case) == {"case_id", "certificate_number", "performers"}
         assert case["certificate_number"].startswith("CWI-")
         performers = case["performers"]
-        assert performers["decide_certification"] not in {performers["score_written"], performers["score_practical"], performers["administer_exam"]}
+        assert performers["decide_certification"] not in {
+            performers["score_written"],
+            performers["score_practical"],
+            performers["administer_exam"],
+        }
 
     verified = certrail("audit", "verify", "--json", database=sqlite_url)
     assert verified.returncode == 0
@@ -110,7 +130,15 @@ def test_db_upgrade_demo_load_simulate_and_verify_work_end_to_end(sqlite_url):
 
 def test_simulate_stop_at_leaves_every_case_waiting_at_that_task(sqlite_url):
     certrail("db", "upgrade", database=sqlite_url)
-    result = certrail("simulate", "--cases", "2", "--stop-at", "decide_certification", "--json", database=sqlite_url)
+    result = certrail(
+        "simulate",
+        "--cases",
+        "2",
+        "--stop-at",
+        "decide_certification",
+        "--json",
+        database=sqlite_url,
+    )
     report = json.loads(result.stdout)
     assert report["cases_completed"] == 0
     assert report["certificates_issued"] == 0

@@ -11,7 +11,9 @@ def test_home_page_draws_every_shipped_model_with_bpmn_js(live_server, page, scr
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(live_server + "/")
     page.wait_for_selector(".diagram[data-rendered='true']")
-    page.wait_for_function("document.querySelectorAll(\".diagram[data-rendered='true']\").length === 3")
+    page.wait_for_function(
+        "document.querySelectorAll(\".diagram[data-rendered='true']\").length === 3"
+    )
     for process_id in ("submit_application", "score_practical", "decide_certification"):
         assert page.locator(f"[data-element-id='{process_id}']").count() == 1
     screenshot("home-models")

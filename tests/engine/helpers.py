@@ -52,7 +52,9 @@ def ready_task(engine: Engine, case_id: int, spec_id: str) -> HumanTask:
     return found[0]
 
 
-def do(engine: Engine, case_id: int, spec_id: str, username: str | None = None, **overrides: Any) -> HumanTask:
+def do(
+    engine: Engine, case_id: int, spec_id: str, username: str | None = None, **overrides: Any
+) -> HumanTask:
     """Complete the ready `spec_id` task of the case with valid (happy-path) form data."""
     task = ready_task(engine, case_id, spec_id)
     data = form_data(engine, task.form, **overrides) if task.form else {}
@@ -80,7 +82,9 @@ def drive_to_scheduling(engine: Engine, case_id: int, applicant: str = "alice") 
     do(engine, case_id, "review_eligibility")
 
 
-def drive_to_scoring(engine: Engine, case_id: int, applicant: str = "alice", examiner: str = "examiner") -> None:
+def drive_to_scoring(
+    engine: Engine, case_id: int, applicant: str = "alice", examiner: str = "examiner"
+) -> None:
     """... -> scheduled -> examiner assigned -> exam administered: score tasks ready."""
     drive_to_scheduling(engine, case_id, applicant)
     do(engine, case_id, "schedule_assessment")
@@ -89,7 +93,11 @@ def drive_to_scoring(engine: Engine, case_id: int, applicant: str = "alice", exa
 
 
 def drive_to_decision(
-    engine: Engine, case_id: int, applicant: str = "alice", examiner: str = "examiner", has_practical: bool = True
+    engine: Engine,
+    case_id: int,
+    applicant: str = "alice",
+    examiner: str = "examiner",
+    has_practical: bool = True,
 ) -> None:
     """... -> scored (passing) -> file reviewed: decide_certification ready."""
     drive_to_scoring(engine, case_id, applicant, examiner)
@@ -99,8 +107,13 @@ def drive_to_decision(
     do(engine, case_id, "review_file")
 
 
-def events(engine: Engine, *, case_id: int | None = None, action: str | None = None,
-           task_id: int | None = None) -> list[AuditEvent]:
+def events(
+    engine: Engine,
+    *,
+    case_id: int | None = None,
+    action: str | None = None,
+    task_id: int | None = None,
+) -> list[AuditEvent]:
     with engine.sessions() as session:
         query = select(AuditEvent).order_by(AuditEvent.seq)
         if case_id is not None:
@@ -141,8 +154,10 @@ def task_row(engine: Engine, task_id: int) -> HumanTask:
 
 def task_rows(engine: Engine, case_id: int, spec_id: str) -> list[HumanTask]:
     with engine.sessions() as session:
-        return list(session.scalars(
-            select(HumanTask)
-            .where(HumanTask.case_id == case_id, HumanTask.task_spec_id == spec_id)
-            .order_by(HumanTask.id)
-        ))
+        return list(
+            session.scalars(
+                select(HumanTask)
+                .where(HumanTask.case_id == case_id, HumanTask.task_spec_id == spec_id)
+                .order_by(HumanTask.id)
+            )
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 
-from helpers import (
+from tests.engine.helpers import (
     certificates,
     do,
     drive_to_decision,
@@ -147,7 +147,13 @@ def test_refused_decision_issues_refusal_letter_with_appeal_rights_and_no_certif
     drive_to_decision(engine, case_id)
 
     rationale = "The practical evidence does not show independent inspection work."
-    do(engine, case_id, "decide_certification", certification_decision="refuse", decision_rationale=rationale)
+    do(
+        engine,
+        case_id,
+        "decide_certification",
+        certification_decision="refuse",
+        decision_rationale=rationale,
+    )
 
     assert engine.case(case_id).status == "completed"
     assert certificates(engine, case_id) == []
@@ -167,8 +173,13 @@ def test_more_evidence_outcome_asks_applicant_then_creates_a_new_eligibility_rev
     do(engine, case_id, "check_completeness")
     first_review = ready_task(engine, case_id, "review_eligibility")
 
-    do(engine, case_id, "review_eligibility", eligibility_outcome="more_evidence",
-       eligibility_evidence_requested="Signed employer letter covering three years of welding.")
+    do(
+        engine,
+        case_id,
+        "review_eligibility",
+        eligibility_outcome="more_evidence",
+        eligibility_evidence_requested="Signed employer letter covering three years of welding.",
+    )
 
     assert ready_spec_ids(engine, case_id) == ["provide_evidence"]
     evidence = ready_task(engine, case_id, "provide_evidence")
@@ -180,7 +191,10 @@ def test_more_evidence_outcome_asks_applicant_then_creates_a_new_eligibility_rev
     second_review = ready_task(engine, case_id, "review_eligibility")
     assert second_review.id != first_review.id
     assert second_review.task_uuid != first_review.task_uuid
-    assert [r.status for r in task_rows(engine, case_id, "review_eligibility")] == ["completed", "ready"]
+    assert [r.status for r in task_rows(engine, case_id, "review_eligibility")] == [
+        "completed",
+        "ready",
+    ]
 
     do(engine, case_id, "review_eligibility", eligibility_outcome="eligible")
     assert ready_spec_ids(engine, case_id) == ["schedule_assessment"]
@@ -190,14 +204,22 @@ def test_incomplete_application_goes_back_to_applicant_and_then_to_a_new_check(e
     case_id = start_application(engine)
     do(engine, case_id, "submit_application")
 
-    do(engine, case_id, "check_completeness", application_complete=False,
-       completeness_notes="Eye test certificate is missing.")
+    do(
+        engine,
+        case_id,
+        "check_completeness",
+        application_complete=False,
+        completeness_notes="Eye test certificate is missing.",
+    )
     assert ready_spec_ids(engine, case_id) == ["complete_application"]
     assert ready_task(engine, case_id, "complete_application").role == "applicant"
 
     do(engine, case_id, "complete_application", "alice")
     assert ready_spec_ids(engine, case_id) == ["check_completeness"]
-    assert [r.status for r in task_rows(engine, case_id, "check_completeness")] == ["completed", "ready"]
+    assert [r.status for r in task_rows(engine, case_id, "check_completeness")] == [
+        "completed",
+        "ready",
+    ]
 
     do(engine, case_id, "check_completeness", application_complete=True)
     assert ready_spec_ids(engine, case_id) == ["review_eligibility"]

@@ -1,0 +1,195 @@
+"""The hash-chained audit trail: what each step writes, and that tampering is detected."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+from sqlalchemy import text
+
+from engine import PermissionDenied
+from engine.audit import _content, event_hash
+from tests.engine.helpers import (
+    DEFAULT_PERFORMERS,
+    do,
+    drive_to_decision,
+    events,
+    form_data,
+    ready_task,
+    start_application,
+    verify,
+)
+
+
+@pytest.fixture
+def finished_case(engine):
+    case_id = start_application(engine)
+    drive_to_decision(engine, case_id)
+    do(engine, case_id, "decide_certification")
+    assert engine.case(case_id).status == "completed"
+    return case_id
+
+
+def execute(engine, sql: str, **params) -> int:
+    with engine.db.begin() as conn:
+        return conn.execute(text(sql), params).rowcount
+
+
+def tamper_after(engine, seq: int, value: dict) -> None:
+    cast = "CAST(:after AS JSON)" if engine.db.dialect.name == "postgresql" else ":after"
+    assert (
+        execute(
+            engine,
+            f"UPDATE audit_events SET after = {cast} WHERE seq = :seq",
+            after=json.dumps(value),
+            seq=seq,
+        )
+        == 1
+    )
+
+
+def test_audit_chain_of_a_finished_case_verifies(engine, finished_case):
+    result = verify(engine)
+
+    assert result.ok, result.reason
+    assert result.first_bad_seq is None
+    assert result.events_checked == len(events(engine))
+    seqs = [e.seq for e in events(engine)]
+    assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_every_completion_records_task_completed_with_the_actor_and_data(engine, finished_case):
+    completed = events(engine, case_id=finished_case, action="task_completed")
+
+    steps = [e.after["task"] for e in completed]
+    assert steps == [
+        "submit_application",
+        "check_completeness",
+        "review_eligibility",
+        "schedule_assessment",
+        "assign_examiner",
+        "administer_exam",
+        "score_written",
+        "score_practical",
+        "review_file",
+        "decide_certification",
+    ]
+    for event in completed:
+        assert event.actor == DEFAULT_PERFORMERS[event.after["task"]]
+        assert event.task_id is not None
+        assert event.after["data"]
+    decision = completed[-1]
+    assert decision.actor == "decider"
+    assert decision.after["data"]["certification_decision"] == "grant"
+
+
+def test_case_lifecycle_events_are_recorded_in_order(engine, finished_case):
+    actions = [e.action for e in events(engine, case_id=finished_case)]
+
+    assert actions[0] == "case_started"
+    assert actions[-1] == "case_completed"
+    assert actions.index("certificate_issued") < actions.index("case_completed")
+    assert actions.count("case_completed") == 1
+
+
+def test_editing_an_event_message_is_detected_at_that_event(engine, finished_case):
+    target = events(engine, case_id=finished_case, action="task_completed")[3]
+    assert (
+        execute(
+            engine,
+            "UPDATE audit_events SET message = :m WHERE seq = :seq",
+            m="nothing happened here",
+            seq=target.seq,
+        )
+        == 1
+    )
+
+    result = verify(engine)
+
+    assert not result.ok
+    assert result.first_bad_seq == target.seq
+    assert "edited" in result.reason
+
+
+def test_editing_an_event_payload_is_detected_at_that_event(engine, finished_case):
+    decision = events(engine, case_id=finished_case, action="task_completed")[-1]
+    forged = dict(decision.after)
+    forged["data"] = {**forged["data"], "certification_decision": "refuse"}
+    tamper_after(engine, decision.seq, forged)
+
+    result = verify(engine)
+
+    assert not result.ok
+    assert result.first_bad_seq == decision.seq
+
+
+def test_editing_the_actor_is_detected(engine, finished_case):
+    target = events(engine, case_id=finished_case, action="task_completed")[0]
+    assert (
+        execute(engine, "UPDATE audit_events SET actor = 'bob' WHERE seq = :seq", seq=target.seq)
+        == 1
+    )
+
+    result = verify(engine)
+    assert not result.ok
+    assert result.first_bad_seq == target.seq
+
+
+def test_rewriting_an_event_with_a_recomputed_own_hash_breaks_the_next_link(engine, finished_case):
+    target = events(engine, case_id=finished_case, action="task_completed")[2]
+    target.message = "forged"
+    new_hash = event_hash(target.prev_hash, _content(target))
+    execute(
+        engine,
+        "UPDATE audit_events SET message = 'forged', hash = :h WHERE seq = :seq",
+        h=new_hash,
+        seq=target.seq,
+    )
+
+    result = verify(engine)
+
+    assert not result.ok
+    assert result.first_bad_seq == target.seq + 1
+
+
+def test_deleting_the_last_event_is_detected(engine, finished_case):
+    last = events(engine)[-1]
+    assert execute(engine, "DELETE FROM audit_events WHERE seq = :seq", seq=last.seq) == 1
+
+    result = verify(engine)
+
+    assert not result.ok
+    assert result.first_bad_seq == last.seq
+    assert "deleted" in result.reason
+
+
+def test_deleting_an_event_in_the_middle_is_detected_at_the_gap(engine, finished_case):
+    middle = events(engine)[len(events(engine)) // 2]
+    assert execute(engine, "DELETE FROM audit_events WHERE seq = :seq", seq=middle.seq) == 1
+
+    result = verify(engine)
+
+    assert not result.ok
+    assert result.first_bad_seq == middle.seq + 1
+
+
+def test_refused_actions_write_no_audit_events(engine):
+    case_id = start_application(engine)
+    task = ready_task(engine, case_id, "submit_application")
+    before = len(events(engine))
+
+    with pytest.raises(PermissionDenied):
+        engine.complete(task.id, "bob", form_data(engine, "application"))
+
+    assert len(events(engine)) == before
+    assert verify(engine).ok
+
+
+def test_audit_events_are_stored_with_the_clock_time(engine, clock):
+    clock.set(datetime(2026, 5, 17, 8, 15, 30, 123456))
+    case_id = start_application(engine)
+
+    [started] = events(engine, case_id=case_id, action="case_started")
+    assert started.at == datetime(2026, 5, 17, 8, 15, 30, 123456)
+    assert verify(engine).ok
