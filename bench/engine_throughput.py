@@ -267,8 +267,8 @@ def run_raw(cases: int, warmup: int) -> RepeatResult:
 
 
 class CertrailDriver:
-    def __init__(self, sql_engine) -> None:
-        self.engine = Engine(sql_engine=sql_engine)
+    def __init__(self, sql_engine, live_workflow_capacity: int = 2000) -> None:
+        self.engine = Engine(sql_engine=sql_engine, live_workflow_capacity=live_workflow_capacity)
         self.engine.create_schema()
         self.engine.sync_models()
         with self.engine.unit_of_work() as uow:
@@ -356,11 +356,13 @@ def sqlite_engine(tmpdir: str):
     return make_engine(f"sqlite:///{Path(tmpdir) / 'certrail.sqlite'}")
 
 
-def run_certrail_sqlite(cases: int, warmup: int) -> RepeatResult:
+def run_certrail_sqlite(
+    cases: int, warmup: int, live_workflow_capacity: int = 2000
+) -> RepeatResult:
     with tempfile.TemporaryDirectory(prefix="certrail-bench-") as tmpdir:
         sql = sqlite_engine(tmpdir)
         try:
-            return _run_certrail(sql, cases, warmup)
+            return _run_certrail(sql, cases, warmup, live_workflow_capacity)
         finally:
             sql.dispose()
 
@@ -415,8 +417,8 @@ def run_certrail_pg(url: str, cases: int, warmup: int) -> RepeatResult:
         return _run_certrail(sql, cases, warmup)
 
 
-def _run_certrail(sql, cases: int, warmup: int) -> RepeatResult:
-    driver = CertrailDriver(sql)
+def _run_certrail(sql, cases: int, warmup: int, live_workflow_capacity: int = 2000) -> RepeatResult:
+    driver = CertrailDriver(sql, live_workflow_capacity)
     for _ in range(warmup):
         driver.run_case(None)
     gc.collect()
@@ -584,6 +586,10 @@ def markdown_section(
         ),
         "- State JSON: raw serializes the whole workflow including its specs; Certrail's",
         "  `StateSerializer` stores the task tree and data only (specs are per model version).",
+        "- Certrail writes the case state to the database at every step. It reads it back only",
+        "  when the copy kept in memory from the case's previous step is stale (another process",
+        "  changed the case, or the step rolled back); the *no in-memory reuse* row restores it",
+        "  from the database at every step, as a second worker process would.",
         SECTION_END,
     ]
     return "\n".join(lines) + "\n"
@@ -645,11 +651,16 @@ def main() -> None:
         VariantResult("raw", "raw SpiffWorkflow (in memory, JSON round-trip per step)"),
         VariantResult("sqlite", "Certrail, SQLite file (WAL, synchronous=FULL)"),
         VariantResult("pg", "Certrail, PostgreSQL"),
+        VariantResult(
+            "sqlite-cold",
+            "Certrail, SQLite, state restored from the database at every step (no in-memory reuse)",
+        ),
     ]
     runners = {
         "raw": lambda: run_raw(args.cases, args.warmup),
         "sqlite": lambda: run_certrail_sqlite(args.cases, args.warmup),
         "pg": lambda: run_certrail_pg(args.pg_url, args.cases, args.warmup),
+        "sqlite-cold": lambda: run_certrail_sqlite(args.cases, args.warmup, 0),
     }
     if pg_version is None:
         variants[2].note = "--no-pg" if args.no_pg else f"PostgreSQL not reachable at {args.pg_url}"
@@ -677,7 +688,7 @@ def main() -> None:
     if args.profile:
         print(profile_certrail_sqlite(args.profile, args.profile_top))
 
-    raw, sqlite_v, pg = variants
+    raw, sqlite_v, pg, _cold = variants
     ratio = sqlite_v.median() / raw.median()
     pg_ratio = pg.median() / raw.median() if pg.repeats else None
     if args.write_results:

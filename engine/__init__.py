@@ -64,6 +64,7 @@ class Engine:
         bpmn_dir: Path = BPMN_DIR,
         forms_dir: Path = FORMS_DIR,
         sql_engine: SqlEngine | None = None,
+        live_workflow_capacity: int = 2000,
     ):
         self.db = sql_engine or make_engine(database_url)
         self.sessions: sessionmaker[Session] = make_session_factory(self.db)
@@ -72,7 +73,8 @@ class Engine:
         self.catalog = ModelCatalog(self.serializer, bpmn_dir)
         self.forms = FormRegistry(forms_dir)
         self.script_environment = RestrictedEnvironment()
-        self.live_workflows = LiveWorkflows()
+        # Workflows kept in memory between a case's units of work (0 turns the reuse off).
+        self.live_workflows = LiveWorkflows(live_workflow_capacity)
 
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self.sessions, self.clock.now())

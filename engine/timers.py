@@ -41,7 +41,6 @@ def fire_due_timers(engine: Engine, limit: int = 100) -> int:
             case = cases.lock_case(uow, timer.case_id)
             try:
                 run = cases.load_run(engine, uow, case, "scheduler")
-                run.workflow.refresh_timers()
                 run.advance()
                 run.persist()
             except Exception as exc:  # noqa: BLE001 - one broken case must not stop the others

@@ -28,6 +28,7 @@ from ..models import Case, HumanTask, Timer, User
 from .sandbox import CertrailScriptEngine, RestrictedEnvironment, SandboxViolation
 from .serializer import StateSerializer
 from .specs import due_at
+from .timer_clock import timers_as_of
 
 SystemAction = Callable[[Task, dict[str, Any]], dict[str, Any]]
 
@@ -81,11 +82,20 @@ class CaseRun:
         with the element id, its state (up to the failed step) is kept for a retry.
         """
         try:
-            self.workflow.do_engine_steps()
+            with timers_as_of(self.now):
+                self.workflow.refresh_timers()
+                self.workflow.do_engine_steps()
+                # do_engine_steps ends by refreshing timers; one that is already due leaves
+                # automatic work ready, which belongs to this unit of work too.
+                while self._automatic_work_ready():
+                    self.workflow.do_engine_steps()
         except (SpiffWorkflowException, SandboxViolation, SyntaxError) as exc:
             self._mark_errored(exc)
             return False
         return True
+
+    def _automatic_work_ready(self) -> bool:
+        return any(not t.task_spec.manual for t in self.workflow.get_tasks(state=TaskState.READY))
 
     def task(self, task_uuid: str) -> Task | None:
         return self.workflow.get_task_from_id(UUID(task_uuid))
