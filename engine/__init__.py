@@ -184,6 +184,16 @@ class Engine:
                 raise NotFoundError(f"user '{username}' does not exist")
             return user
 
+    def login(self, username: str, password: str) -> User:
+        """The user with these credentials, or LoginRefused (failed attempts are counted)."""
+        from .accounts import LoginRefused, authenticate
+
+        with self.unit_of_work() as uow:
+            user, refusal = authenticate(uow, username, password)
+        if user is None:
+            raise LoginRefused(refusal or "the username or password is wrong")
+        return user
+
     def register_applicant(
         self,
         given_name: str,

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import String, cast, or_, select
 
 from .models import Case, HumanTask, User
 
@@ -19,14 +22,38 @@ class Refusal:
     reason: str
 
 
-# Extra checks (impartiality rules) registered by other modules: (user, task, case) -> refusals.
+# Extra checks (impartiality rules) registered by other modules: (user, task, case) -> refusals,
+# and the same rules as SQL criteria on HumanTask/Case, so that lists never offer a barred task.
 EligibilityCheck = Callable[[User, HumanTask, Case], list[Refusal]]
+EligibilityCriteria = Callable[[User], list[Any]]
 _extra_checks: list[EligibilityCheck] = []
+_extra_criteria: list[EligibilityCriteria] = []
 
 
-def register_check(check: EligibilityCheck) -> None:
+def register_check(check: EligibilityCheck, criteria: EligibilityCriteria | None = None) -> None:
     if check not in _extra_checks:
         _extra_checks.append(check)
+    if criteria is not None and criteria not in _extra_criteria:
+        _extra_criteria.append(criteria)
+
+
+def claimable_criteria(user: User) -> list[Any]:
+    """SQL criteria on HumanTask matching the tasks `refusals` would let `user` take."""
+    if not user.active:
+        return [HumanTask.id.is_(None)]
+    staff_roles = sorted(user.role_names - {"applicant", "certified_person"})
+    own_case = HumanTask.case_id.in_(select(Case.id).where(Case.person_id == user.person_id))
+    by_role = HumanTask.role.in_(staff_roles) if staff_roles else HumanTask.id.is_(None)
+    if user.person_id is not None:
+        by_role = or_(by_role, (HumanTask.role == "applicant") & own_case)
+    reserved = or_(
+        HumanTask.candidates.is_(None),
+        cast(HumanTask.candidates, String).like(f'%"{user.username}"%'),
+    )
+    criteria = [by_role, reserved]
+    for extra in _extra_criteria:
+        criteria.extend(extra(user))
+    return criteria
 
 
 def refusals(user: User, task: HumanTask, case: Case) -> list[Refusal]:

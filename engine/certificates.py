@@ -103,3 +103,27 @@ def certificate_summary(certificate: Certificate) -> dict[str, str]:
         "effective_on": certificate.effective_on.isoformat(),
         "expires_on": certificate.expires_on.isoformat(),
     }
+
+
+def public_record(session: Session, number: str) -> dict[str, str] | None:
+    """What anyone may learn about a certificate by its number (ISO/IEC 17024 7.2):
+    holder name, scheme, scope, status and dates; nothing else about the person."""
+    certificate = session.scalars(
+        select(Certificate).where(Certificate.number == number.strip().upper())
+    ).first()
+    if certificate is None:
+        return None
+    person = session.get(Person, certificate.person_id)
+    scheme = session.get(Scheme, certificate.scheme_id)
+    return {
+        "number": certificate.number,
+        "holder": person.full_name if person else "",
+        "scheme": f"{scheme.name} ({certificate.scheme_code} v{certificate.scheme_version})"
+        if scheme
+        else certificate.scheme_code,
+        "scope": certificate.scope,
+        "status": certificate.status,
+        "issued_on": certificate.issued_at.date().isoformat(),
+        "effective_on": certificate.effective_on.isoformat(),
+        "expires_on": certificate.expires_on.isoformat(),
+    }

@@ -1,31 +1,21 @@
-"""Password hashing (scrypt from the standard library, salted, constant-time compare)."""
+"""Password hashing with Argon2id (argon2-cffi's recommended parameters)."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import os
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 
-_N, _R, _P = 2**14, 8, 1
+_hasher = PasswordHasher()
 
 
 def hash_password(password: str) -> str:
-    salt = os.urandom(16)
-    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=_N, r=_R, p=_P, dklen=32)
-    return f"scrypt${_N}${_R}${_P}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+    return _hasher.hash(password)
 
 
 def check_password(stored: str | None, password: str) -> bool:
-    if not stored or not stored.startswith("scrypt$"):
+    if not stored:
         return False
-    _, n, r, p, salt, digest = stored.split("$")
-    candidate = hashlib.scrypt(
-        password.encode("utf-8"),
-        salt=base64.b64decode(salt),
-        n=int(n),
-        r=int(r),
-        p=int(p),
-        dklen=32,
-    )
-    return hmac.compare_digest(candidate, base64.b64decode(digest))
+    try:
+        return _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False

@@ -4,13 +4,18 @@ from .audit import AuditChainHead, AuditEvent
 from .base import Base
 from .cases import Case, CaseLink
 from .certificates import Certificate, CertificateSequence, CertificateStatusChange
-from .people import ROLES, Person, User, UserRole
+from .documents import Document
+from .people import OVERSIGHT_ROLES, ROLES, STAFF_ROLES, ApiToken, Person, User, UserRole
 from .process_models import ModelVersion
 from .schemes import Scheme
 from .tasks import HumanTask, Timer
 
 __all__ = [
+    "OVERSIGHT_ROLES",
     "ROLES",
+    "STAFF_ROLES",
+    "ApiToken",
+    "Document",
     "AuditChainHead",
     "AuditEvent",
     "Base",

@@ -41,6 +41,8 @@ class User(Base):
     active: Mapped[bool] = mapped_column(default=True)
     person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
     created_at: Mapped[datetime]
+    failed_logins: Mapped[int] = mapped_column(default=0, server_default="0")
+    locked_until: Mapped[datetime | None]
 
     roles: Mapped[list[UserRole]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"
@@ -49,6 +51,24 @@ class User(Base):
     @property
     def role_names(self) -> set[str]:
         return {r.role for r in self.roles}
+
+    @property
+    def is_staff(self) -> bool:
+        return bool(self.role_names & STAFF_ROLES)
+
+
+class ApiToken(Base):
+    """A bearer token for machine clients; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked: Mapped[bool] = mapped_column(default=False)
 
 
 class UserRole(Base):
@@ -61,6 +81,24 @@ class UserRole(Base):
 
     user: Mapped[User] = relationship(back_populates="roles")
 
+
+STAFF_ROLES = frozenset(
+    {
+        "clerk",
+        "reviewer",
+        "examiner",
+        "invigilator",
+        "decision_maker",
+        "appeals_panel",
+        "complaints_officer",
+        "quality_manager",
+        "process_owner",
+        "manager",
+        "admin",
+    }
+)
+# Roles that may see every case (oversight), whatever tasks they hold.
+OVERSIGHT_ROLES = frozenset({"manager", "admin", "quality_manager"})
 
 ROLES = (
     "applicant",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
@@ -37,13 +37,13 @@ class HumanTask(Base):
     priority: Mapped[int] = mapped_column(default=0)
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     # Usernames allowed to take the task; None means anyone holding `role`.
-    candidates: Mapped[list[Any] | None] = mapped_column()
+    candidates: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True))
     created_at: Mapped[datetime]
     due_at: Mapped[datetime | None]
     claimed_at: Mapped[datetime | None]
     completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     completed_at: Mapped[datetime | None]
-    submitted_data: Mapped[dict[str, Any] | None] = mapped_column()
+    submitted_data: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
 
 
 class Timer(Base):

@@ -9,7 +9,7 @@ import pytest
 def test_home_page_draws_every_shipped_model_with_bpmn_js(live_server, page, screenshot):
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(live_server + "/")
+    page.goto(live_server + "/models")
     page.wait_for_selector(".diagram[data-rendered='true']")
     page.wait_for_function(
         "document.querySelectorAll(\".diagram[data-rendered='true']\").length === 3"

@@ -14,7 +14,7 @@ def client(engine):
 
 
 def test_home_lists_every_published_model_with_its_version(client):
-    page = client.get("/")
+    page = client.get("/models")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     for process_id in ("application", "assessment", "decision"):
@@ -47,4 +47,4 @@ def test_health_check_reports_database_reachable(client):
 
 
 def test_wrong_method_gets_a_405_page(client):
-    assert client.post("/").status_code == 405
+    assert client.post("/models").status_code == 405

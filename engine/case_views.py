@@ -1,0 +1,155 @@
+"""What a person may see of a case, and the case as pages and the API show it.
+
+Access: oversight roles (manager, admin, quality manager) see every case; other staff see the
+cases in which they hold a task's role, were assigned a task or did one; applicants see only
+their own cases. Everything else is "not found", so ids reveal nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import exists, or_, select
+from sqlalchemy.orm import Session
+
+from .errors import NotFoundError
+from .models import (
+    OVERSIGHT_ROLES,
+    AuditEvent,
+    Case,
+    CaseLink,
+    Certificate,
+    CertificateStatusChange,
+    Document,
+    HumanTask,
+    ModelVersion,
+    Person,
+    Scheme,
+    User,
+)
+
+
+def visible_cases_criteria(user: User) -> list[Any]:
+    """SQL criteria on Case for the cases `user` may see."""
+    if user.role_names & OVERSIGHT_ROLES:
+        return []
+    own = Case.person_id == user.person_id if user.person_id is not None else None
+    staff_roles = sorted(user.role_names - {"applicant", "certified_person"})
+    involved = exists().where(
+        HumanTask.case_id == Case.id,
+        or_(
+            HumanTask.role.in_(staff_roles) if staff_roles else False,
+            HumanTask.assignee_id == user.id,
+            HumanTask.completed_by_id == user.id,
+        ),
+    )
+    if not staff_roles:
+        return [own] if own is not None else [Case.id.is_(None)]
+    return [or_(involved, own) if own is not None else involved]
+
+
+def can_view_case(session: Session, user: User, case_id: int) -> bool:
+    return (
+        session.scalar(select(Case.id).where(Case.id == case_id, *visible_cases_criteria(user)))
+        is not None
+    )
+
+
+def visible_case(session: Session, user: User, case_id: int) -> Case:
+    case = session.scalar(select(Case).where(Case.id == case_id, *visible_cases_criteria(user)))
+    if case is None:
+        raise NotFoundError(f"case {case_id} does not exist or is not yours to see")
+    return case
+
+
+@dataclass
+class TimelineEntry:
+    at: datetime
+    actor: str
+    action: str
+    message: str
+    task_id: int | None
+    after: dict[str, Any] | None
+
+
+@dataclass
+class CaseDetail:
+    case: Case
+    person: Person | None
+    scheme: Scheme | None
+    model: ModelVersion
+    ready_tasks: list[HumanTask]
+    completed_tasks: list[HumanTask]
+    timeline: list[TimelineEntry]
+    documents: list[Document]
+    certificates: list[Certificate]
+    links: list[tuple[str, int]] = field(default_factory=list)
+    completed_by: dict[int, str] = field(default_factory=dict)
+
+
+def case_detail(session: Session, user: User, case_id: int) -> CaseDetail:
+    case = visible_case(session, user, case_id)
+    tasks = list(
+        session.scalars(
+            select(HumanTask).where(HumanTask.case_id == case.id).order_by(HumanTask.id)
+        )
+    )
+    names = dict(
+        session.execute(
+            select(User.id, User.display_name).where(
+                User.id.in_({t.completed_by_id for t in tasks if t.completed_by_id})
+            )
+        ).all()
+    )
+    timeline = [
+        TimelineEntry(e.at, e.actor, e.action, e.message, e.task_id, e.after)
+        for e in session.scalars(
+            select(AuditEvent).where(AuditEvent.case_id == case.id).order_by(AuditEvent.seq)
+        )
+    ]
+    links = [
+        (link.kind, link.to_case_id)
+        for link in session.scalars(select(CaseLink).where(CaseLink.from_case_id == case.id))
+    ] + [
+        (f"{link.kind} (from)", link.from_case_id)
+        for link in session.scalars(select(CaseLink).where(CaseLink.to_case_id == case.id))
+    ]
+    return CaseDetail(
+        case=case,
+        person=session.get(Person, case.person_id) if case.person_id else None,
+        scheme=session.get(Scheme, case.scheme_id) if case.scheme_id else None,
+        model=session.get(ModelVersion, case.model_version_id),
+        ready_tasks=[t for t in tasks if t.status == "ready"],
+        completed_tasks=[t for t in tasks if t.status == "completed"],
+        timeline=timeline,
+        documents=list(
+            session.scalars(
+                select(Document).where(Document.case_id == case.id).order_by(Document.id)
+            )
+        ),
+        certificates=list(
+            session.scalars(select(Certificate).where(Certificate.case_id == case.id))
+        ),
+        links=links,
+        completed_by=names,
+    )
+
+
+def certificate_history(session: Session, certificate_id: int) -> list[CertificateStatusChange]:
+    return list(
+        session.scalars(
+            select(CertificateStatusChange)
+            .where(CertificateStatusChange.certificate_id == certificate_id)
+            .order_by(CertificateStatusChange.id)
+        )
+    )
+
+
+def diagram_state(detail: CaseDetail, now: datetime) -> dict[str, list[str]]:
+    """Element ids to highlight on the case's diagram: done, current and overdue steps."""
+    completed = sorted({t.task_spec_id for t in detail.completed_tasks})
+    current = sorted({t.task_spec_id for t in detail.ready_tasks})
+    overdue = sorted({t.task_spec_id for t in detail.ready_tasks if t.due_at and t.due_at < now})
+    return {"completed": completed, "current": current, "overdue": overdue}
