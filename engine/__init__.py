@@ -7,6 +7,8 @@ state, human tasks, timers and audit events in one transaction.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,14 +104,17 @@ class Engine:
         person_id: int | None = None,
         scheme_code: str | None = None,
         data: dict[str, Any] | None = None,
+        links: dict[str, int] | None = None,
     ) -> CaseStarted:
         with self.unit_of_work() as uow:
             user = cases.find_user(uow, actor) if actor else None
+            if user is not None:
+                cases.check_may_start(user, process_id, person_id)
             person = uow.session.get(Person, person_id) if person_id is not None else None
             if person_id is not None and person is None:
                 raise NotFoundError(f"person {person_id} does not exist")
             scheme = self._current_scheme(uow.session, scheme_code) if scheme_code else None
-            case, run = cases.start_case(self, uow, process_id, user, person, scheme, data)
+            case, run = cases.start_case(self, uow, process_id, user, person, scheme, data, links)
             ready = list(
                 run.session.scalars(
                     select(HumanTask.id).where(
@@ -119,17 +124,73 @@ class Engine:
             )
             return CaseStarted(case.id, case.status, ready)
 
-    def claim(self, task_id: int, username: str) -> HumanTask:
+    def apply_for_certification(self, username: str, scheme_code: str) -> CaseStarted:
+        """An applicant applies for a scheme: an `application` case for their own person
+        (refused while they have an open application for the same scheme)."""
+        from .portal import apply_for_certification
+
         with self.unit_of_work() as uow:
-            return cases.claim_task(uow, task_id, cases.find_user(uow, username))
+            user = cases.find_user(uow, username)
+            case = apply_for_certification(self, uow, user, scheme_code)
+            ready = list(
+                uow.session.scalars(
+                    select(HumanTask.id).where(
+                        HumanTask.case_id == case.id, HumanTask.status == "ready"
+                    )
+                )
+            )
+            return CaseStarted(case.id, case.status, ready)
+
+    def claim(self, task_id: int, username: str) -> HumanTask:
+        with self._recording_refusals():
+            with self.unit_of_work() as uow:
+                return cases.claim_task(uow, task_id, cases.find_user(uow, username))
+
+    def assign(self, task_id: int, manager: str, assignee: str) -> HumanTask:
+        with self._recording_refusals():
+            with self.unit_of_work() as uow:
+                return cases.assign_task(
+                    uow, task_id, cases.find_user(uow, manager), cases.find_user(uow, assignee)
+                )
+
+    def submit_model_for_review(self, version_id: int, username: str) -> ModelVersion:
+        from . import model_lifecycle
+
+        with self.unit_of_work() as uow:
+            return model_lifecycle.submit_for_review(
+                uow, version_id, cases.find_user(uow, username)
+            )
+
+    def approve_model_version(self, version_id: int, username: str) -> ModelVersion:
+        from . import model_lifecycle
+
+        try:
+            with self.unit_of_work() as uow:
+                return model_lifecycle.approve(uow, version_id, cases.find_user(uow, username))
+        except model_lifecycle.FourEyesRefusal as refused:
+            with self.unit_of_work() as uow:
+                model_lifecycle.record_refusal(uow, refused)
+            raise
+
+    @contextmanager
+    def _recording_refusals(self) -> Iterator[None]:
+        """A refused impartiality check is recorded even though its unit of work rolled back."""
+        try:
+            yield
+        except cases.Refused as refused:
+            if refused.impartiality_rules:
+                with self.unit_of_work() as uow:
+                    cases.record_refusal(uow, refused)
+            raise
 
     def unclaim(self, task_id: int, username: str) -> HumanTask:
         with self.unit_of_work() as uow:
             return cases.unclaim_task(uow, task_id, cases.find_user(uow, username))
 
     def complete(self, task_id: int, username: str, data: dict[str, Any]) -> HumanTask:
-        with self.unit_of_work() as uow:
-            return cases.complete_task(self, uow, task_id, cases.find_user(uow, username), data)
+        with self._recording_refusals():
+            with self.unit_of_work() as uow:
+                return cases.complete_task(self, uow, task_id, cases.find_user(uow, username), data)
 
     def retry_case(self, case_id: int, username: str) -> Case:
         with self.unit_of_work() as uow:

@@ -1,5 +1,5 @@
 """Who may take a human task: the role, the applicant's own case, the named assignee, and
-the impartiality checks that `engine.impartiality` plugs in.
+the impartiality rules of `engine.impartiality`.
 
 Every path that offers, assigns, claims or completes a task asks `refusals()`: an empty
 list means the user may act.
@@ -7,11 +7,12 @@ list means the user may act.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import String, cast, or_, select
+from sqlalchemy.orm import Session, object_session
 
 from .models import Case, HumanTask, User
 
@@ -20,25 +21,13 @@ from .models import Case, HumanTask, User
 class Refusal:
     rule: str
     reason: str
+    facts: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
-# Extra checks (impartiality rules) registered by other modules: (user, task, case) -> refusals,
-# and the same rules as SQL criteria on HumanTask/Case, so that lists never offer a barred task.
-EligibilityCheck = Callable[[User, HumanTask, Case], list[Refusal]]
-EligibilityCriteria = Callable[[User], list[Any]]
-_extra_checks: list[EligibilityCheck] = []
-_extra_criteria: list[EligibilityCriteria] = []
-
-
-def register_check(check: EligibilityCheck, criteria: EligibilityCriteria | None = None) -> None:
-    if check not in _extra_checks:
-        _extra_checks.append(check)
-    if criteria is not None and criteria not in _extra_criteria:
-        _extra_criteria.append(criteria)
-
-
-def claimable_criteria(user: User) -> list[Any]:
+def claimable_criteria(user: User, now: datetime | None = None) -> list[Any]:
     """SQL criteria on HumanTask matching the tasks `refusals` would let `user` take."""
+    from . import impartiality
+
     if not user.active:
         return [HumanTask.id.is_(None)]
     staff_roles = sorted(user.role_names - {"applicant", "certified_person"})
@@ -50,13 +39,20 @@ def claimable_criteria(user: User) -> list[Any]:
         HumanTask.candidates.is_(None),
         cast(HumanTask.candidates, String).like(f'%"{user.username}"%'),
     )
-    criteria = [by_role, reserved]
-    for extra in _extra_criteria:
-        criteria.extend(extra(user))
-    return criteria
+    return [by_role, reserved, *impartiality.claimable_criteria(None, user, now or _utcnow())]
 
 
-def refusals(user: User, task: HumanTask, case: Case) -> list[Refusal]:
+def refusals(
+    user: User,
+    task: HumanTask,
+    case: Case,
+    *,
+    session: Session | None = None,
+    now: datetime | None = None,
+) -> list[Refusal]:
+    """Every reason `user` may not work on `task` now: role, reservation, impartiality."""
+    from . import impartiality
+
     found: list[Refusal] = []
     if not user.active:
         found.append(Refusal("ACCOUNT", "your account is deactivated"))
@@ -71,6 +67,12 @@ def refusals(user: User, task: HumanTask, case: Case) -> list[Refusal]:
         found.append(
             Refusal("CANDIDATE", "this step is reserved for: " + ", ".join(task.candidates))
         )
-    for check in _extra_checks:
-        found.extend(check(user, task, case))
+    session = session or object_session(task)
+    if session is not None:
+        for bar in impartiality.evaluate(session, user, task, case, now or _utcnow()):
+            found.append(Refusal(bar.rule, bar.reason, bar.facts))
     return found
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)

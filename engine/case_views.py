@@ -1,8 +1,8 @@
 """What a person may see of a case, and the case as pages and the API show it.
 
 Access: oversight roles (manager, admin, quality manager) see every case; other staff see the
-cases in which they hold a task's role, were assigned a task or did one; applicants see only
-their own cases. Everything else is "not found", so ids reveal nothing.
+cases in which they hold a task's role, were assigned a task or did one, and the cases they
+started; applicants see only their own cases. Everything else is "not found", so ids reveal nothing.
 """
 
 from __future__ import annotations
@@ -45,9 +45,10 @@ def visible_cases_criteria(user: User) -> list[Any]:
             HumanTask.completed_by_id == user.id,
         ),
     )
+    started = Case.started_by_id == user.id
     if not staff_roles:
-        return [own] if own is not None else [Case.id.is_(None)]
-    return [or_(involved, own) if own is not None else involved]
+        return [or_(own, started)] if own is not None else [started]
+    return [or_(involved, started, own) if own is not None else or_(involved, started)]
 
 
 def can_view_case(session: Session, user: User, case_id: int) -> bool:
@@ -153,3 +154,37 @@ def diagram_state(detail: CaseDetail, now: datetime) -> dict[str, list[str]]:
     current = sorted({t.task_spec_id for t in detail.ready_tasks})
     overdue = sorted({t.task_spec_id for t in detail.ready_tasks if t.due_at and t.due_at < now})
     return {"completed": completed, "current": current, "overdue": overdue}
+
+
+def visible_task(session: Session, user: User, task_id: int) -> tuple[HumanTask, Case]:
+    """A task and its case, if `user` may see the case; applicants see only their own steps."""
+    task = session.get(HumanTask, task_id)
+    if task is None:
+        raise NotFoundError(f"task {task_id} does not exist or is not yours to see")
+    if not user.is_staff and task.role != "applicant":
+        raise NotFoundError(f"task {task_id} does not exist or is not yours to see")
+    case = visible_case(session, user, task.case_id)
+    return task, case
+
+
+def task_refusals(
+    session: Session, user: User, task: HumanTask, case: Case, now: datetime | None = None
+) -> list[str]:
+    """Why `user` cannot complete `task` now (empty: they can); the same checks, in the same
+    order, as `cases.complete_task`, for pages that show a form read-only with the reason."""
+    from . import assignment
+
+    if task.status == "completed":
+        by = session.get(User, task.completed_by_id) if task.completed_by_id else None
+        when = f" on {task.completed_at:%d %b %Y %H:%M}" if task.completed_at else ""
+        return [f"this task was already completed by {by.display_name if by else 'someone'}{when}"]
+    if task.status == "cancelled":
+        return ["this task was cancelled: the case no longer needs it"]
+    if case.status != "running":
+        return [f"the case is {case.status}; its tasks cannot be worked on"]
+    found = []
+    if task.assignee_id is not None and task.assignee_id != user.id:
+        holder = session.get(User, task.assignee_id)
+        found.append(f"this task is claimed by {holder.display_name if holder else 'someone else'}")
+    found.extend(r.reason for r in assignment.refusals(user, task, case, session=session, now=now))
+    return found

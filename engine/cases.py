@@ -12,15 +12,36 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload
 
-from . import assignment
+from . import assignment, impartiality
 from .errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
-from .models import Case, HumanTask, Person, Scheme, User
+from .models import Case, CaseLink, HumanTask, Person, Scheme, User
 from .runtime.runner import CaseRun
 from .system_actions import system_actions_for
 from .unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
     from . import Engine
+
+
+# Who may start a case: applicants their own application; these roles any process, for anyone.
+APPLICANT_STARTABLE = frozenset({"application"})
+STARTER_ROLES = frozenset({"clerk", "admin"})
+
+
+def check_may_start(actor: User, process_id: str, person_id: int | None) -> None:
+    """Raise PermissionDenied unless `actor` may start `process_id` for person `person_id`
+    (checked before the person is looked up, so a refusal reveals nothing about ids)."""
+    if actor.role_names & STARTER_ROLES:
+        return
+    if process_id not in APPLICANT_STARTABLE:
+        raise PermissionDenied(
+            f"only staff with the {' or '.join(sorted(STARTER_ROLES))} role can start {process_id} cases"
+        )
+    if actor.person_id is None or person_id != actor.person_id:
+        raise PermissionDenied(
+            "applicants can start an application for themselves only; "
+            f"staff with the {' or '.join(sorted(STARTER_ROLES))} role can start one for another person"
+        )
 
 
 def start_case(
@@ -31,7 +52,10 @@ def start_case(
     person: Person | None,
     scheme: Scheme | None,
     data: dict[str, Any] | None = None,
+    links: dict[str, int] | None = None,
 ) -> tuple[Case, CaseRun]:
+    """Start a case; `links` ({kind: case id}, e.g. {"appeals": 12}) exist before its first
+    step, so impartiality rules reaching linked cases apply from the first task on."""
     session = uow.session
     versions = engine.catalog.pin_versions(session, process_id)
     bundle = engine.catalog.bundle(session, process_id, versions)
@@ -49,7 +73,11 @@ def start_case(
     )
     session.add(case)
     session.flush()
-    start_data: dict[str, Any] = {"case_id": case.id}
+    for kind, target in (links or {}).items():
+        if session.get(Case, target) is None:
+            raise NotFoundError(f"case {target} does not exist")
+        session.add(CaseLink(from_case_id=case.id, to_case_id=target, kind=kind))
+    start_data: dict[str, Any] = {"case_id": case.id, "linked_cases": dict(links or {})}
     if person is not None:
         start_data["person"] = {"id": person.id, "name": person.full_name}
     if scheme is not None:
@@ -141,10 +169,57 @@ def _ensure_open(uow: UnitOfWork, task: HumanTask, case: Case) -> None:
         raise ConflictError(f"the case is {case.status}; its tasks cannot be worked on")
 
 
-def _refuse_if_barred(user: User, task: HumanTask, case: Case) -> None:
-    found = assignment.refusals(user, task, case)
+class Refused(PermissionDenied):
+    """A refusal with every rule that barred the user, for the record and the explanation."""
+
+    def __init__(self, refusals: list[assignment.Refusal], user: User, task: HumanTask, point: str):
+        super().__init__("; ".join(r.reason for r in refusals))
+        self.refusals = refusals
+        self.username = user.username
+        self.task_id = task.id
+        self.case_id = task.case_id
+        self.point = point
+
+    @property
+    def impartiality_rules(self) -> list[assignment.Refusal]:
+        return [r for r in self.refusals if r.rule.startswith("SOD-")]
+
+
+def _refuse_if_barred(uow: UnitOfWork, user: User, task: HumanTask, case: Case, point: str) -> None:
+    """Check every rule at `point` (claim, assign, complete); record the impartiality check."""
+    found = assignment.refusals(user, task, case, session=uow.session, now=uow.now)
     if found:
-        raise PermissionDenied("; ".join(r.reason for r in found))
+        raise Refused(found, user, task, point)
+    checked = impartiality.rules.rules_of(task, impartiality.current_policy())
+    if checked:
+        uow.audit.record(
+            uow.now,
+            user.username,
+            "sod_check_passed",
+            f"{point} of {task.name}: {', '.join(checked)} checked, none bars {user.username}",
+            case_id=case.id,
+            task_id=task.id,
+            after={"point": point, "rules": list(checked)},
+        )
+
+
+def record_refusal(uow: UnitOfWork, refused: Refused) -> None:
+    """Write the failed impartiality check (in its own unit of work: the refused one rolled back)."""
+    rules = refused.impartiality_rules
+    if not rules:
+        return
+    uow.audit.record(
+        uow.now,
+        refused.username,
+        "sod_check_failed",
+        f"{refused.point} refused: " + "; ".join(r.reason for r in rules),
+        case_id=refused.case_id,
+        task_id=refused.task_id,
+        after={
+            "point": refused.point,
+            "rules": [{"rule": r.rule, "reason": r.reason, "facts": r.facts} for r in rules],
+        },
+    )
 
 
 def claim_task(uow: UnitOfWork, task_id: int, user: User) -> HumanTask:
@@ -152,7 +227,7 @@ def claim_task(uow: UnitOfWork, task_id: int, user: User) -> HumanTask:
     _ensure_open(uow, task, case)
     if task.assignee_id == user.id:
         return task
-    _refuse_if_barred(user, task, case)
+    _refuse_if_barred(uow, user, task, case, "claim")
     if task.assignee_id is not None:
         holder = uow.session.get(User, task.assignee_id)
         raise ConflictError(
@@ -176,6 +251,30 @@ def claim_task(uow: UnitOfWork, task_id: int, user: User) -> HumanTask:
         f"{task.name} claimed",
         case_id=case.id,
         task_id=task.id,
+    )
+    return task
+
+
+def assign_task(uow: UnitOfWork, task_id: int, manager: User, assignee: User) -> HumanTask:
+    """A manager gives an open task to a staff member, who must be eligible for it."""
+    if not (manager.role_names & {"manager", "admin"}):
+        raise PermissionDenied("only a manager can assign tasks to others")
+    task, case = open_task(uow, task_id)
+    _ensure_open(uow, task, case)
+    _refuse_if_barred(uow, assignee, task, case, "assignment")
+    previous = task.assignee_id
+    task.assignee_id = assignee.id
+    task.claimed_at = uow.now
+    task.assignment_flag = None
+    uow.audit.record(
+        uow.now,
+        manager.username,
+        "task_assigned",
+        f"{task.name} assigned to {assignee.username}",
+        case_id=case.id,
+        task_id=task.id,
+        before={"assignee_id": previous},
+        after={"assignee": assignee.username},
     )
     return task
 
@@ -210,7 +309,7 @@ def complete_task(
         raise PermissionDenied(
             f"this task is claimed by {holder.display_name if holder else 'someone else'}"
         )
-    _refuse_if_barred(user, task, case)
+    _refuse_if_barred(uow, user, task, case, "completion")
     if task.form:
         engine.forms.validate(task.form, data)
     elif data:

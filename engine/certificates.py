@@ -127,3 +127,18 @@ def public_record(session: Session, number: str) -> dict[str, str] | None:
         "effective_on": certificate.effective_on.isoformat(),
         "expires_on": certificate.expires_on.isoformat(),
     }
+
+
+def certificate_for_viewer(session: Session, user, number: str) -> Certificate:
+    """The certificate as its holder or staff may see it in full; anyone else is told it
+    does not exist (the public record is `public_record`)."""
+    from .errors import NotFoundError
+
+    certificate = session.scalars(
+        select(Certificate).where(Certificate.number == number.strip().upper())
+    ).first()
+    if certificate is None or not (
+        user.is_staff or (user.person_id is not None and user.person_id == certificate.person_id)
+    ):
+        raise NotFoundError(f"certificate {number} does not exist or is not yours")
+    return certificate

@@ -1,4 +1,5 @@
-"""The `certrail` command: database, demo data, model lint, audit verification, simulation.
+"""The `certrail` command: database, demo data, model lint, audit verification, simulation,
+API tokens.
 
 Operators and tools rely on these names, options and JSON keys. Failures print one line per
 problem and exit non-zero; they never print a traceback.
@@ -32,12 +33,13 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_load(args: argparse.Namespace) -> int:
-    from .demo import load_demo
+    from .demo import load_demo, load_demo_cases
 
     engine = _engine(args)
     engine.sync_models()
     with engine.unit_of_work() as uow:
         counts = load_demo(uow)
+    counts["cases"] = load_demo_cases(engine)
     print("demo data: " + ", ".join(f"{v} new {k}" for k, v in counts.items()))
     return 0
 
@@ -110,6 +112,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tokens_issue(args: argparse.Namespace) -> int:
+    from .accounts import issue_api_token
+
+    name = args.name.strip()
+    if not name or len(name) > 100:
+        raise CertrailError("--name must be 1 to 100 characters")
+    engine = _engine(args)
+    with engine.unit_of_work() as uow:
+        token = issue_api_token(uow, args.username, name)
+    print(token)
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from werkzeug.serving import run_simple
 
@@ -171,6 +186,16 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--stop-at", dest="stop_at", metavar="TASK_ID")
     sim.add_argument("--json", action="store_true")
     sim.set_defaults(func=cmd_simulate)
+
+    tokens = commands.add_parser("tokens", help="API tokens").add_subparsers(
+        dest="action", required=True
+    )
+    issue = tokens.add_parser(
+        "issue", help="issue a bearer token for USERNAME (printed once, stored only as a hash)"
+    )
+    issue.add_argument("username")
+    issue.add_argument("--name", required=True, help="what the token is for (e.g. the client)")
+    issue.set_defaults(func=cmd_tokens_issue)
 
     serve = commands.add_parser("serve", help="run the web app and the scheduler in one process")
     serve.add_argument("--host", default="127.0.0.1")

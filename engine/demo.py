@@ -90,6 +90,7 @@ def load_demo(uow: UnitOfWork) -> dict[str, int]:
             user.roles = [UserRole(role=r) for r in roles]
             session.add(user)
             counts["staff"] += 1
+    _sign_commitments(uow, session)
     for username, given, family, email, born in APPLICANTS:
         if _user(session, username) is None:
             person = Person(
@@ -117,5 +118,69 @@ def load_demo(uow: UnitOfWork) -> dict[str, int]:
     return counts
 
 
+def _sign_commitments(uow: UnitOfWork, session: Session) -> None:
+    """Every demo staff member has signed the current commitment (SOD-COMMIT)."""
+    from .impartiality.register import sign_commitment
+    from .models import Commitment
+
+    session.flush()
+    admin = _user(session, "admin")
+    for username, *_ in STAFF:
+        user = _user(session, username)
+        if (
+            session.scalar(select(Commitment.id).where(Commitment.user_id == user.id).limit(1))
+            is None
+        ):
+            sign_commitment(uow, admin, user)
+
+
 def _user(session: Session, username: str) -> User | None:
     return session.scalars(select(User).where(User.username == username)).first()
+
+
+# Demo cases: (applicant, scheme, the task the case waits at, or None to finish it).
+DEMO_CASES = [
+    ("chen", "CWI", None),
+    ("bob", "DPO", "decide_certification"),
+    ("alice", "CWI", "review_eligibility"),
+]
+
+
+def load_demo_cases(engine) -> int:
+    """Start the demo applicants' cases and drive each to its step (only on an empty system)."""
+    from .models import Case
+    from .simulation import HAPPY_PATH, valid_form_data
+
+    with engine.sessions() as session:
+        if session.scalar(select(Case.id).limit(1)) is not None:
+            return 0
+    staff = {
+        "clerk": "clerk",
+        "reviewer": "reviewer",
+        "invigilator": "invigilator",
+        "decision_maker": "decider",
+    }
+    for username, scheme, stop_at in DEMO_CASES:
+        applicant = engine.user(username)
+        case = engine.start_case(
+            "application", actor=username, person_id=applicant.person_id, scheme_code=scheme
+        )
+        while True:
+            ready = engine.ready_tasks(case.case_id)
+            if not ready or any(t.task_spec_id == stop_at for t in ready):
+                break
+            for task in ready:
+                overrides = dict(HAPPY_PATH.get(task.form, {}))
+                if task.form == "examiner_assignment":
+                    overrides["examiner"] = "examiner"
+                performer = (
+                    username
+                    if task.role == "applicant"
+                    else (task.candidates or [staff.get(task.role)])[0]
+                )
+                engine.complete(
+                    task.id,
+                    performer,
+                    valid_form_data(engine.forms.get(task.form).schema, overrides),
+                )
+    return len(DEMO_CASES)

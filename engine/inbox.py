@@ -92,7 +92,7 @@ def _base() -> Select[Any]:
     )
 
 
-def tab_criteria(user: User, tab: str) -> list[Any]:
+def tab_criteria(user: User, tab: str, now: datetime | None = None) -> list[Any]:
     if tab == "assigned":
         return [HumanTask.status == "ready", HumanTask.assignee_id == user.id]
     if tab == "completed":
@@ -101,7 +101,7 @@ def tab_criteria(user: User, tab: str) -> list[Any]:
         return [
             HumanTask.status == "ready",
             HumanTask.assignee_id.is_(None),
-            *assignment.claimable_criteria(user),
+            *assignment.claimable_criteria(user, now),
         ]
     raise ValueError(f"unknown inbox tab '{tab}' (known: {', '.join(TABS)})")
 
@@ -138,7 +138,7 @@ def inbox(
         raise ValueError(f"unknown sort '{sort}' (known: {', '.join(SORTS)})")
     page = max(1, page)
     per_page = max(1, min(per_page, MAX_PER_PAGE))
-    criteria = tab_criteria(user, tab) + filter_criteria(filters, now)
+    criteria = tab_criteria(user, tab, now) + filter_criteria(filters, now)
     query = (
         _base()
         .where(*criteria)
@@ -158,13 +158,15 @@ def inbox(
         total=total,
         page=page,
         per_page=per_page,
-        counts={t: tab_count(session, user, t) for t in TABS},
+        counts={t: tab_count(session, user, t, now) for t in TABS},
     )
 
 
-def tab_count(session: Session, user: User, tab: str) -> int:
+def tab_count(session: Session, user: User, tab: str, now: datetime | None = None) -> int:
     return (
-        session.scalar(select(func.count()).select_from(HumanTask).where(*tab_criteria(user, tab)))
+        session.scalar(
+            select(func.count()).select_from(HumanTask).where(*tab_criteria(user, tab, now))
+        )
         or 0
     )
 

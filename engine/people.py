@@ -6,13 +6,29 @@ import re
 
 from sqlalchemy import func, select
 
-from .errors import ConflictError, ValidationError
+from .errors import ConflictError, NotFoundError, ValidationError
 from .models import Person, User, UserRole
 from .passwords import hash_password
 from .unit_of_work import UnitOfWork
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 10
+
+
+def registration_problems(
+    given_name: str, family_name: str, email: str, password: str | None
+) -> dict[str, list[str]]:
+    """Each registration field's problems (empty when the form may be submitted)."""
+    fields: dict[str, list[str]] = {}
+    if not (given_name or "").strip():
+        fields["given_name"] = ["Given name is required"]
+    if not (family_name or "").strip():
+        fields["family_name"] = ["Family name is required"]
+    if not _EMAIL.match((email or "").strip().lower()):
+        fields["email"] = ["E-mail address is not valid"]
+    if password is not None and len(password) < MIN_PASSWORD:
+        fields["password"] = [f"Password must have at least {MIN_PASSWORD} characters"]
+    return fields
 
 
 def register_applicant(
@@ -24,18 +40,10 @@ def register_applicant(
     username: str | None = None,
 ) -> User:
     """Create a person and their applicant account (self-registration, or a simulation)."""
-    fields: dict[str, list[str]] = {}
-    email = (email or "").strip().lower()
-    if not given_name.strip():
-        fields["given_name"] = ["Given name is required"]
-    if not family_name.strip():
-        fields["family_name"] = ["Family name is required"]
-    if not _EMAIL.match(email):
-        fields["email"] = ["E-mail address is not valid"]
-    if password is not None and len(password) < MIN_PASSWORD:
-        fields["password"] = [f"Password must have at least {MIN_PASSWORD} characters"]
+    fields = registration_problems(given_name, family_name, email, password)
     if fields:
         raise ValidationError("the registration is incomplete", fields)
+    email = (email or "").strip().lower()
     session = uow.session
     taken = session.scalar(select(func.count()).select_from(Person).where(Person.email == email))
     if taken:
@@ -67,3 +75,12 @@ def register_applicant(
         after={"person_id": person.id},
     )
     return user
+
+
+def visible_person(session, user: User, person_id: int) -> Person:
+    """The person record if `user` may see it (staff, or the person themself); otherwise
+    "not found", so ids reveal nothing."""
+    person = session.get(Person, person_id)
+    if person is None or not (user.is_staff or user.person_id == person_id):
+        raise NotFoundError(f"person {person_id} does not exist or is not yours to see")
+    return person

@@ -1,14 +1,21 @@
-"""The applicant's view of their cases, in plain words."""
+"""The applicant's view of their cases, in plain words, and what applicants may do:
+apply for a scheme, and lodge an appeal or a complaint."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .models import Case, Certificate, HumanTask, Scheme, User
+from .errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
+from .models import Case, Certificate, Document, HumanTask, Person, Scheme, User
+from .unit_of_work import UnitOfWork
+
+if TYPE_CHECKING:
+    from . import Engine
 
 # What the applicant reads while a step is open (their own steps ask them to act).
 STEP_PHRASES = {
@@ -92,3 +99,144 @@ def applicant_cases(session: Session, user: User) -> list[ApplicantCase]:
             )
         )
     return result
+
+
+# -- applicant operations --------------------------------------------------------------
+
+OPEN_CASE_STATUSES = ("running", "errored")
+MIN_STATEMENT = 20
+MAX_STATEMENT = 5000
+
+
+def available_schemes(session: Session) -> list[Scheme]:
+    """The schemes an applicant may apply for: the current version of each active scheme."""
+    schemes = session.scalars(
+        select(Scheme).where(Scheme.active.is_(True)).order_by(Scheme.code, Scheme.id.desc())
+    ).all()
+    current: dict[str, Scheme] = {}
+    for scheme in schemes:
+        current.setdefault(scheme.code, scheme)
+    return list(current.values())
+
+
+def open_application(session: Session, person_id: int, scheme_code: str) -> Case | None:
+    """The person's application for `scheme_code` that is still open, if any."""
+    return session.scalars(
+        select(Case)
+        .join(Scheme, Scheme.id == Case.scheme_id)
+        .where(
+            Case.person_id == person_id,
+            Case.process_id == "application",
+            Case.status.in_(OPEN_CASE_STATUSES),
+            Scheme.code == scheme_code,
+        )
+        .order_by(Case.id)
+    ).first()
+
+
+def apply_for_certification(engine: Engine, uow: UnitOfWork, user: User, scheme_code: str) -> Case:
+    """Start an application case for the user's own person; one open application per scheme.
+
+    The person row is locked first, so two submissions at the same moment cannot both pass
+    the check (on SQLite the database write lock does the same)."""
+    from .cases import check_may_start, start_case
+
+    if user.person_id is None:
+        raise PermissionDenied("only applicants can apply for certification")
+    check_may_start(user, "application", user.person_id)
+    person = uow.session.get(Person, user.person_id, with_for_update=True)
+    if person is None:
+        raise NotFoundError(f"person {user.person_id} does not exist")
+    scheme = next((s for s in available_schemes(uow.session) if s.code == scheme_code), None)
+    if scheme is None:
+        raise ValidationError(
+            "choose a certification scheme", {"scheme": [f"'{scheme_code}' is not a scheme"]}
+        )
+    existing = open_application(uow.session, person.id, scheme.code)
+    if existing is not None:
+        raise ConflictError(
+            f"you already have an open application for {scheme.name} (case {existing.id}); "
+            "you can apply again once it is closed"
+        )
+    case, _run = start_case(engine, uow, "application", user, person, scheme)
+    return case
+
+
+def own_case(session: Session, user: User, case_id: int) -> Case:
+    """The applicant's own case; any other case is "not found" (ids reveal nothing)."""
+    case = session.get(Case, case_id)
+    if case is None or user.person_id is None or case.person_id != user.person_id:
+        raise NotFoundError(f"case {case_id} does not exist or is not yours")
+    return case
+
+
+def _statement(text: str, what: str) -> str:
+    text = (text or "").strip()
+    if len(text) < MIN_STATEMENT:
+        raise ValidationError(
+            f"the {what} is too short",
+            {"text": [f"Please explain in at least {MIN_STATEMENT} characters"]},
+        )
+    if len(text) > MAX_STATEMENT:
+        raise ValidationError(
+            f"the {what} is too long",
+            {"text": [f"Please keep it under {MAX_STATEMENT} characters"]},
+        )
+    return text
+
+
+def lodge_appeal(uow: UnitOfWork, case: Case, user: User, grounds: str) -> Document:
+    """Record an appeal against the decision taken in the applicant's own case.
+
+    Until the appeal process exists, the submission is kept as a text document on the case
+    with an `appeal_lodged` audit event; staff see both on the case page."""
+    from .documents import attach_document
+
+    if case.person_id is None or case.person_id != user.person_id:
+        raise NotFoundError(f"case {case.id} does not exist or is not yours")
+    if case.status != "completed":
+        raise ConflictError("you can appeal once a decision has been made in this case")
+    grounds = _statement(grounds, "appeal")
+    document = attach_document(
+        uow,
+        case,
+        user,
+        f"appeal-{uow.now:%Y%m%d-%H%M%S}.txt",
+        "text/plain",
+        grounds.encode("utf-8"),
+    )
+    uow.audit.record(
+        uow.now,
+        user.username,
+        "appeal_lodged",
+        f"appeal lodged against the decision in case {case.id}",
+        case_id=case.id,
+        after={"document_id": document.id},
+    )
+    return document
+
+
+def lodge_complaint(uow: UnitOfWork, case: Case, user: User, text: str) -> Document:
+    """Record a complaint by the applicant about the handling of their own case."""
+    from .documents import attach_document
+
+    if case.person_id is None or case.person_id != user.person_id:
+        raise NotFoundError(f"case {case.id} does not exist or is not yours")
+    text = _statement(text, "complaint")
+    document = attach_document(
+        uow,
+        case,
+        user,
+        f"complaint-{uow.now:%Y%m%d-%H%M%S}.txt",
+        "text/plain",
+        text.encode("utf-8"),
+    )
+    uow.audit.record(
+        uow.now,
+        user.username,
+        "complaint_lodged",
+        f"complaint lodged about case {case.id}",
+        case_id=case.id,
+        after={"document_id": document.id},
+    )
+    return document

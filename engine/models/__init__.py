@@ -5,6 +5,7 @@ from .base import Base
 from .cases import Case, CaseLink
 from .certificates import Certificate, CertificateSequence, CertificateStatusChange
 from .documents import Document
+from .impartiality import RELATIONSHIPS, Commitment, ConflictOfInterest, TaskBar
 from .people import OVERSIGHT_ROLES, ROLES, STAFF_ROLES, ApiToken, Person, User, UserRole
 from .process_models import ModelVersion
 from .schemes import Scheme
@@ -14,7 +15,11 @@ __all__ = [
     "OVERSIGHT_ROLES",
     "ROLES",
     "STAFF_ROLES",
+    "RELATIONSHIPS",
     "ApiToken",
+    "Commitment",
+    "ConflictOfInterest",
+    "TaskBar",
     "Document",
     "AuditChainHead",
     "AuditEvent",

@@ -44,6 +44,11 @@ class HumanTask(Base):
     completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     completed_at: Mapped[datetime | None]
     submitted_data: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    # Impartiality declarations copied from the model when the task became ready.
+    sod_rules: Mapped[str | None] = mapped_column(String(200))
+    excluded_performers_of: Mapped[str | None] = mapped_column(String(500))
+    # Set when auto-assignment found nobody eligible ("no eligible assignee").
+    assignment_flag: Mapped[str | None] = mapped_column(String(200))
 
 
 class Timer(Base):

@@ -22,8 +22,10 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import assignment, impartiality
 from ..audit import AuditLog
 from ..catalog import SpecBundle
+from ..impartiality.candidates import auto_assign
 from ..models import Case, HumanTask, Timer, User
 from .sandbox import CertrailScriptEngine, RestrictedEnvironment, SandboxViolation
 from .serializer import StateSerializer
@@ -167,7 +169,7 @@ class CaseRun:
                     case_id=self.case.id,
                     task_id=row.id,
                 )
-        created = []
+        created: list[tuple[HumanTask, Any, Task]] = []
         for task_uuid, task in ready.items():
             if task_uuid in existing:
                 continue
@@ -186,54 +188,77 @@ class CaseRun:
                 due_at=due_at(self.now, props.due),
                 assignee_id=None,
                 candidates=None,
+                sod_rules=",".join(props.sod) or None,
+                excluded_performers_of=",".join(props.exclude_performers_of) or None,
             )
-            if props.assignee_from:
-                self._assign_named_user(row, task.data.get(props.assignee_from))
             self.session.add(row)
-            created.append(row)
-        if created:
-            self.session.flush()
-            for row in created:
+            created.append((row, props, task))
+        if not created:
+            return []
+        self.session.flush()
+        for row, props, task in created:
+            self.audit.record(
+                self.now,
+                self.actor,
+                "task_ready",
+                f"{row.name} is waiting for the {row.role} role",
+                case_id=self.case.id,
+                task_id=row.id,
+                after={"task": row.task_spec_id, "role": row.role, "due_at": _iso(row.due_at)},
+            )
+            for bar in impartiality.store_bars(self.session, row, self.case):
                 self.audit.record(
                     self.now,
                     self.actor,
-                    "task_ready",
-                    f"{row.name} is waiting for the {row.role} role",
+                    "sod_bar_recorded",
+                    bar.reason,
                     case_id=self.case.id,
                     task_id=row.id,
-                    after={"task": row.task_spec_id, "role": row.role, "due_at": _iso(row.due_at)},
+                    after={"rule": bar.rule, "user_id": bar.user_id, "facts": bar.facts},
                 )
-                if row.assignee_id is not None:
-                    self.audit.record(
-                        self.now,
-                        self.actor,
-                        "task_assigned",
-                        f"{row.name} assigned to {row.candidates[0]}",
-                        case_id=self.case.id,
-                        task_id=row.id,
-                        after={"assignee": row.candidates[0]},
-                    )
-        return created
+            if props.assignee_from:
+                self._assign_named_user(row, task.data.get(props.assignee_from))
+            elif props.auto_assign:
+                auto_assign(self.session, row, self.case, self.now, self.audit, self.actor)
+        return [row for row, _props, _task in created]
 
     def _assign_named_user(self, row: HumanTask, username: Any) -> None:
-        """Give the task to the user a previous step named (e.g. the assigned examiner)."""
+        """Give the task to the user a previous step named (e.g. the assigned examiner),
+        unless that user may not take it; then it stays open to every holder of the role."""
         user = (
             self.session.scalars(select(User).where(User.username == username)).first()
             if isinstance(username, str)
             else None
         )
-        if user is None or row.role not in user.role_names or not user.active:
+        refused = (
+            assignment.refusals(user, row, self.case, session=self.session, now=self.now)
+            if user is not None
+            else [assignment.Refusal("UNKNOWN", "no such user")]
+        )
+        if refused:
             self.audit.record(
                 self.now,
                 self.actor,
-                "assignment_skipped",
-                f"{username!r} cannot take {row.name}; the task is open to every {row.role}",
+                "assignment_refused",
+                f"{username!r} cannot take {row.name} ({'; '.join(r.reason for r in refused)}); "
+                f"the task is open to every eligible {row.role}",
                 case_id=self.case.id,
+                task_id=row.id,
+                after={"user": username, "rules": [r.rule for r in refused]},
             )
             return
         row.candidates = [user.username]
         row.assignee_id = user.id
         row.claimed_at = self.now
+        self.audit.record(
+            self.now,
+            self.actor,
+            "task_assigned",
+            f"{row.name} assigned to {user.username}",
+            case_id=self.case.id,
+            task_id=row.id,
+            after={"assignee": user.username},
+        )
 
     def _sync_timers(self) -> None:
         if not self.bundle.has_timers:

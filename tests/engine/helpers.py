@@ -161,3 +161,19 @@ def task_rows(engine: Engine, case_id: int, spec_id: str) -> list[HumanTask]:
                 .order_by(HumanTask.id)
             )
         )
+
+
+def renew_commitments(engine) -> None:
+    """Every staff member signs the commitment again as of the engine clock (after moving it
+    past the commitments' expiry)."""
+    from engine.demo import STAFF
+    from engine.impartiality.register import sign_commitment
+    from engine.models import User as UserModel
+
+    with engine.unit_of_work() as uow:
+        admin = uow.session.scalars(select(UserModel).where(UserModel.username == "admin")).one()
+        for username, *_ in STAFF:
+            staff = uow.session.scalars(
+                select(UserModel).where(UserModel.username == username)
+            ).one()
+            sign_commitment(uow, admin, staff)

@@ -29,6 +29,7 @@ from tests.engine.helpers import (
     form_data,
     ready_spec_ids,
     ready_task,
+    renew_commitments,
     start_application,
     task_row,
     verify,
@@ -309,6 +310,7 @@ def test_first_certificate_of_a_year_is_issued_even_when_two_grants_reach_it_tog
     grant holding that serial row is still in flight (and then rolls back). Each must end
     with a certificate, or at worst ConflictError - never a raw database error."""
     clock.set(datetime(2031, 1, 5, 9, 0))
+    renew_commitments(engine)
     alice_task, bob_task = cases_at_decision(engine, "alice", "bob")
     data = form_data(engine, "certification_decision")
 

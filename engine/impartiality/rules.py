@@ -1,0 +1,278 @@
+"""The segregation-of-duties rules (DESIGN §4) and their explanations.
+
+`evaluate` answers, from the facts in the database now, whether a user may work on a task
+and, if not, every rule that bars them, in plain words with the clause. The same rules give
+SQL criteria (`claimable_criteria`) so that lists never offer a barred task, and the bars
+that follow from who did earlier steps are stored when a task becomes ready (`task_bars`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, exists, func, not_, or_, select
+from sqlalchemy.orm import Session
+
+from ..models import Case, CaseLink, Commitment, ConflictOfInterest, HumanTask, TaskBar, User
+from .policy import Policy, current_policy
+
+CLAUSES = {
+    "SOD-DECIDE": "ISO/IEC 17024 9.4 bars anyone who examined or trained a candidate from the certification decision",
+    "SOD-APPEAL": "ISO/IEC 17024 9.8 requires appeals to be decided by people not involved in the appealed decision",
+    "SOD-COMPLAINT": "ISO/IEC 17024 9.9 requires the response to a complaint to be approved by someone not involved in its subject",
+    "SOD-COI": "ISO/IEC 17024 4.3 and 6.2.2 bar staff from work on a person they have a declared conflict of interest with",
+    "SOD-COMMIT": "ISO/IEC 17024 6.1 requires a current signed confidentiality and impartiality commitment before any task",
+    "SOD-SELF": "nobody may act on their own certification case",
+    "SOD-INTERNAL": "ISO/IEC 17024 4.2 keeps certification decisions with the body's own staff, not external or outsourced staff",
+    "SOD-4EYES": "ISO/IEC 17024 10.2 document control requires approval by someone other than the author",
+}
+
+# How an earlier step reads in an explanation ("You scored this candidate's written exam").
+STEP_VERBS = {
+    "administer_exam": "invigilated this candidate's examination",
+    "score_written": "scored this candidate's written exam",
+    "score_practical": "scored this candidate's practical exam",
+    "decide_certification": "decided on this candidate's certification",
+    "review_file": "reviewed this candidate's certification file",
+}
+
+
+@dataclass(frozen=True)
+class Bar:
+    rule: str
+    reason: str
+    facts: dict[str, Any]
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(p.strip() for p in (value or "").split(",") if p.strip())
+
+
+def rules_of(task: HumanTask, policy: Policy) -> tuple[str, ...]:
+    if task.role == "applicant":
+        return ()
+    return policy.rules_for(task.task_spec_id, _split(task.sod_rules))
+
+
+def linked_case_ids(session: Session, case_id: int) -> list[int]:
+    return list(
+        session.scalars(select(CaseLink.to_case_id).where(CaseLink.from_case_id == case_id))
+    )
+
+
+def _when(value: datetime | None) -> str:
+    return f"{value.day} {value:%b %Y}" if value else "an earlier date"
+
+
+def performer_bars(
+    session: Session, task: HumanTask, case: Case, policy: Policy, user_id: int | None = None
+) -> dict[int, list[Bar]]:
+    """Bars that follow from who did earlier steps of this case and of the cases it links to."""
+    rules = rules_of(task, policy)
+    excluded_here = set(_split(task.excluded_performers_of))
+    if "SOD-DECIDE" in rules:
+        excluded_here |= set(policy.examination_tasks)
+    wanted: list[tuple[str, Any]] = []
+    if excluded_here:
+        wanted.append(
+            ("here", and_(HumanTask.case_id == case.id, HumanTask.task_spec_id.in_(excluded_here)))
+        )
+    linked = (
+        linked_case_ids(session, case.id)
+        if {"SOD-APPEAL", "SOD-COMPLAINT", "SOD-DECIDE"} & set(rules)
+        else []
+    )
+    if linked and "SOD-APPEAL" in rules:
+        specs = set(policy.examination_tasks) | set(policy.decision_tasks) | excluded_here
+        wanted.append(
+            ("appeal", and_(HumanTask.case_id.in_(linked), HumanTask.task_spec_id.in_(specs)))
+        )
+    if linked and "SOD-COMPLAINT" in rules:
+        wanted.append(("complaint", HumanTask.case_id.in_(linked)))
+    if linked and "SOD-DECIDE" in rules and excluded_here:
+        wanted.append(
+            ("here", and_(HumanTask.case_id.in_(linked), HumanTask.task_spec_id.in_(excluded_here)))
+        )
+    if not wanted:
+        return {}
+    bars: dict[int, list[Bar]] = {}
+    for scope, criterion in wanted:
+        query = select(
+            HumanTask.completed_by_id,
+            HumanTask.task_spec_id,
+            HumanTask.name,
+            HumanTask.completed_at,
+            HumanTask.case_id,
+        ).where(criterion, HumanTask.status == "completed", HumanTask.completed_by_id.is_not(None))
+        if user_id is not None:
+            query = query.where(HumanTask.completed_by_id == user_id)
+        for performer, spec_id, name, completed_at, on_case in session.execute(query):
+            rule = {"here": "SOD-DECIDE", "appeal": "SOD-APPEAL", "complaint": "SOD-COMPLAINT"}[
+                scope
+            ]
+            if scope == "here" and "SOD-DECIDE" not in rules:
+                rule = (set(rules) & {"SOD-APPEAL", "SOD-COMPLAINT"} or {"SOD-DECIDE"}).pop()
+            verb = STEP_VERBS.get(spec_id, f"did the step '{name}'")
+            where = "" if on_case == case.id else f" (case {on_case})"
+            reason = f"You {verb}{where} on {_when(completed_at)}; {CLAUSES[rule]}."
+            facts = {
+                "task": spec_id,
+                "case_id": on_case,
+                "completed_at": completed_at.isoformat() if completed_at else None,
+            }
+            bar = Bar(rule, reason, facts)
+            if bar not in bars.setdefault(performer, []):
+                bars[performer].append(bar)
+    return bars
+
+
+def evaluate(session: Session, user: User, task: HumanTask, case: Case, now: datetime) -> list[Bar]:
+    """Every impartiality rule that bars `user` from `task` now (empty: allowed)."""
+    return bars_for_users(session, [user], task, case, now)[user.id]
+
+
+def bars_for_users(
+    session: Session, users: list[User], task: HumanTask, case: Case, now: datetime
+) -> dict[int, list[Bar]]:
+    """The impartiality bars of each of `users` for `task`, from a handful of set queries
+    (so a manager's view or auto-assignment over hundreds of staff stays fast)."""
+    policy = current_policy()
+    rules = rules_of(task, policy)
+    result: dict[int, list[Bar]] = {user.id: [] for user in users}
+    if not rules or not users:
+        return result
+    ids = list(result)
+    today = now.date()
+    if "SOD-COMMIT" in rules:
+        latest: dict[int, Commitment] = {}
+        for commitment in session.scalars(
+            select(Commitment).where(Commitment.user_id.in_(ids)).order_by(Commitment.signed_on)
+        ):
+            latest[commitment.user_id] = commitment
+        for user_id in ids:
+            signed = latest.get(user_id)
+            if signed is None:
+                result[user_id].append(
+                    Bar(
+                        "SOD-COMMIT",
+                        f"You have not signed the confidentiality and impartiality commitment; {CLAUSES['SOD-COMMIT']}.",
+                        {},
+                    )
+                )
+            elif signed.expires_on < today:
+                result[user_id].append(
+                    Bar(
+                        "SOD-COMMIT",
+                        f"Your confidentiality and impartiality commitment expired on {signed.expires_on.day} {signed.expires_on:%b %Y}; {CLAUSES['SOD-COMMIT']}.",
+                        {"commitment_id": signed.id, "expires_on": signed.expires_on.isoformat()},
+                    )
+                )
+    if "SOD-SELF" in rules and case.person_id is not None:
+        for user in users:
+            if user.person_id == case.person_id:
+                result[user.id].append(
+                    Bar(
+                        "SOD-SELF",
+                        f"This is your own case; {CLAUSES['SOD-SELF']}.",
+                        {"person_id": case.person_id},
+                    )
+                )
+    if "SOD-COI" in rules and case.person_id is not None:
+        conflicts = session.scalars(
+            _active_conflicts_of(ids, today).where(ConflictOfInterest.person_id == case.person_id)
+        )
+        for conflict in conflicts:
+            result[conflict.staff_user_id].append(
+                Bar(
+                    "SOD-COI",
+                    f"You declared a conflict of interest with this person ({conflict.relationship}, since {conflict.valid_from.day} {conflict.valid_from:%b %Y}); {CLAUSES['SOD-COI']}.",
+                    {"declaration_id": conflict.id, "relationship": conflict.relationship},
+                )
+            )
+    if "SOD-INTERNAL" in rules:
+        for user in users:
+            if user.is_external:
+                result[user.id].append(
+                    Bar(
+                        "SOD-INTERNAL",
+                        f"You are registered as external staff; {CLAUSES['SOD-INTERNAL']}.",
+                        {"external": True},
+                    )
+                )
+    performer = performer_bars(
+        session, task, case, policy, user_id=users[0].id if len(users) == 1 else None
+    )
+    for user_id, bars in performer.items():
+        if user_id in result:
+            result[user_id].extend(bars)
+    return result
+
+
+def third_person(reason: str, name: str) -> str:
+    """An explanation written to the barred user, rephrased for a manager."""
+    return (
+        reason.replace("You ", f"{name} ", 1)
+        .replace("Your ", f"{name}'s ", 1)
+        .replace("This is your own case", f"This is {name}'s own case")
+    )
+
+
+def _active_conflicts_of(user_ids: list[int], today):
+    return select(ConflictOfInterest).where(
+        ConflictOfInterest.staff_user_id.in_(user_ids),
+        ConflictOfInterest.ended_at.is_(None),
+        ConflictOfInterest.valid_from <= today,
+        or_(ConflictOfInterest.valid_until.is_(None), ConflictOfInterest.valid_until >= today),
+    )
+
+
+def claimable_criteria(session: Session | None, user: User, now: datetime) -> list[Any]:
+    """SQL criteria on HumanTask leaving out the tasks `evaluate` would refuse `user`."""
+    policy = current_policy()
+    today = now.date()
+    staff_task = HumanTask.role != "applicant"
+    criteria: list[Any] = [
+        not_(exists().where(TaskBar.task_id == HumanTask.id, TaskBar.user_id == user.id))
+    ]
+    if "SOD-COMMIT" in policy.rules_for_every_task:
+        current = exists().where(Commitment.user_id == user.id, Commitment.expires_on >= today)
+        criteria.append(or_(not_(staff_task), current))
+    if "SOD-SELF" in policy.rules_for_every_task and user.person_id is not None:
+        own = HumanTask.case_id.in_(select(Case.id).where(Case.person_id == user.person_id))
+        criteria.append(or_(not_(staff_task), not_(own)))
+    if "SOD-COI" in policy.rules_for_every_task:
+        conflicted = HumanTask.case_id.in_(
+            select(Case.id).where(
+                Case.person_id.in_(
+                    _active_conflicts_of([user.id], today).with_only_columns(
+                        ConflictOfInterest.person_id
+                    )
+                )
+            )
+        )
+        criteria.append(or_(not_(staff_task), not_(conflicted)))
+    if user.is_external and "SOD-INTERNAL" in policy.rules_for_decision_tasks:
+        decision = or_(
+            HumanTask.task_spec_id.in_(policy.decision_tasks),
+            *[
+                func.coalesce(HumanTask.sod_rules, "").like(f"%{rule}%")
+                for rule in policy.decision_rules
+            ],
+        )
+        criteria.append(not_(decision))
+    return criteria
+
+
+def store_bars(session: Session, task: HumanTask, case: Case) -> list[TaskBar]:
+    """Record, for a task that just became ready, whom earlier steps bar from it."""
+    rows = []
+    for user_id, bars in performer_bars(session, task, case, current_policy()).items():
+        for bar in bars:
+            row = TaskBar(
+                task_id=task.id, user_id=user_id, rule=bar.rule, reason=bar.reason, facts=bar.facts
+            )
+            session.add(row)
+            rows.append(row)
+    return rows

@@ -1,0 +1,357 @@
+"""Case pages: the searchable case list (staff), its CSV export, one case in full, and
+document downloads.
+
+    GET /cases                 cases.index    staff; q, certificate, scheme, status, process, page
+    GET /cases.csv             cases.export   the same filters, every matching case
+    GET /cases/<id>            cases.detail   whoever may see the case (engine.case_views)
+    GET /documents/<id>        cases.document the same check on the document's case
+
+A case the viewer may not see is "not found" (404), never "forbidden", so ids reveal nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, abort, render_template, request, stream_with_context
+from flask_login import current_user, login_required
+from sqlalchemy import Select, exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from engine.case_views import (
+    can_view_case,
+    case_detail,
+    certificate_history,
+    diagram_state,
+)
+from engine.errors import NotFoundError
+from engine.models import Case, Certificate, Document, HumanTask, ModelVersion, Person, Scheme
+from engine.models.cases import CASE_STATUSES
+
+from .. import forms_render
+from ..auth import current_engine_user, engine, staff_required
+from ..inbox import MAX_PARAM_LENGTH, _page_param
+
+bp = Blueprint("cases", __name__, template_folder="../templates")
+
+PER_PAGE = 25
+EXPORT_LIMIT = 50_000
+CSV_COLUMNS = (
+    "case_id",
+    "process",
+    "status",
+    "person",
+    "scheme",
+    "started_at",
+    "ended_at",
+    "open_tasks",
+    "certificates",
+)
+
+
+# -- list ------------------------------------------------------------------------------------
+
+
+def _text(name: str) -> str:
+    value = request.args.get(name, "").strip()
+    if len(value) > MAX_PARAM_LENGTH:
+        abort(400, description=f"the parameter '{name}' is too long")
+    return value
+
+
+def _list_filters() -> dict[str, str]:
+    filters = {name: _text(name) for name in ("q", "certificate", "scheme", "status", "process")}
+    if filters["status"] and filters["status"] not in CASE_STATUSES:
+        abort(400, description=f"the parameter 'status' must be one of: {', '.join(CASE_STATUSES)}")
+    return filters
+
+
+def _like(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _case_query(filters: dict[str, str]) -> Select[Any]:
+    from engine.case_views import visible_cases_criteria
+
+    query = (
+        select(
+            Case.id,
+            Case.process_id,
+            Case.status,
+            Case.started_at,
+            Case.ended_at,
+            Person.given_name,
+            Person.family_name,
+            Scheme.code,
+        )
+        .outerjoin(Person, Person.id == Case.person_id)
+        .outerjoin(Scheme, Scheme.id == Case.scheme_id)
+        .where(*visible_cases_criteria(current_engine_user()))
+    )
+    if filters["q"]:
+        for word in filters["q"].split()[:5]:
+            pattern = _like(word.lower())
+            query = query.where(
+                or_(
+                    func.lower(Person.given_name).like(pattern, escape="\\"),
+                    func.lower(Person.family_name).like(pattern, escape="\\"),
+                    func.lower(Person.email).like(pattern, escape="\\"),
+                )
+            )
+    if filters["certificate"]:
+        query = query.where(
+            exists().where(
+                Certificate.case_id == Case.id,
+                func.upper(Certificate.number).like(
+                    _like(filters["certificate"].upper()), escape="\\"
+                ),
+            )
+        )
+    if filters["scheme"]:
+        query = query.where(Scheme.code == filters["scheme"])
+    if filters["status"]:
+        query = query.where(Case.status == filters["status"])
+    if filters["process"]:
+        query = query.where(Case.process_id == filters["process"])
+    return query
+
+
+def _extras(session: Session, case_ids: list[int]) -> tuple[dict, dict]:
+    """Open task names and certificate numbers of the listed cases (two queries)."""
+    tasks: dict[int, list[str]] = defaultdict(list)
+    certificates: dict[int, list[str]] = defaultdict(list)
+    if case_ids:
+        for case_id, name in session.execute(
+            select(HumanTask.case_id, HumanTask.name)
+            .where(HumanTask.case_id.in_(case_ids), HumanTask.status == "ready")
+            .order_by(HumanTask.id)
+        ):
+            tasks[case_id].append(name)
+        for case_id, number in session.execute(
+            select(Certificate.case_id, Certificate.number)
+            .where(Certificate.case_id.in_(case_ids))
+            .order_by(Certificate.id)
+        ):
+            certificates[case_id].append(number)
+    return tasks, certificates
+
+
+@bp.get("/cases")
+@staff_required
+def index():
+    filters = _list_filters()
+    page = _page_param()
+    with engine().sessions() as session:
+        query = _case_query(filters)
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = session.execute(
+            query.order_by(Case.id.desc()).limit(PER_PAGE).offset((page - 1) * PER_PAGE)
+        ).all()
+        tasks, certificates = _extras(session, [r.id for r in rows])
+        schemes = list(session.scalars(select(Scheme.code).distinct().order_by(Scheme.code)))
+        processes = list(
+            session.scalars(select(Case.process_id).distinct().order_by(Case.process_id))
+        )
+    query_args = {k: v for k, v in filters.items() if v}
+    return render_template(
+        "cases/index.html",
+        rows=rows,
+        total=total,
+        page=page,
+        pages=max(1, -(-total // PER_PAGE)),
+        filters=filters,
+        query=query_args,
+        tasks=tasks,
+        certificates=certificates,
+        schemes=schemes,
+        processes=processes,
+        statuses=CASE_STATUSES,
+    )
+
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> str:
+    """A value as a CSV cell that spreadsheet programs will not run as a formula."""
+    text = "" if value is None else str(value)
+    if text.startswith(FORMULA_PREFIXES):
+        return "'" + text
+    return text
+
+
+@bp.get("/cases.csv")
+@staff_required
+def export():
+    filters = _list_filters()
+    eng = engine()
+
+    def generate() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_COLUMNS)
+        with eng.sessions() as session:
+            rows = session.execute(
+                _case_query(filters).order_by(Case.id.desc()).limit(EXPORT_LIMIT)
+            ).all()
+            for start in range(0, len(rows), 500):
+                chunk = rows[start : start + 500]
+                tasks, certificates = _extras(session, [r.id for r in chunk])
+                for r in chunk:
+                    writer.writerow(
+                        csv_cell(v)
+                        for v in (
+                            r.id,
+                            r.process_id,
+                            r.status,
+                            f"{r.given_name} {r.family_name}" if r.given_name else "",
+                            r.code or "",
+                            r.started_at.isoformat(sep=" ", timespec="seconds"),
+                            r.ended_at.isoformat(sep=" ", timespec="seconds") if r.ended_at else "",
+                            "; ".join(tasks.get(r.id, [])),
+                            "; ".join(certificates.get(r.id, [])),
+                        )
+                    )
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+            if not rows:
+                yield buffer.getvalue()
+
+    stamp = eng.clock.now().strftime("%Y%m%d-%H%M")
+    return Response(
+        stream_with_context(generate()),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="certrail-cases-{stamp}.csv"'},
+    )
+
+
+# -- one case --------------------------------------------------------------------------------
+
+
+def _diagrams(session: Session, detail, now) -> list[dict[str, Any]]:
+    """The case's top process diagram, then the called processes the case has tasks in, each
+    with the element ids to mark (done, current, overdue)."""
+    state = diagram_state(detail, now)
+    process_of = {t.task_spec_id: t.process_id for t in detail.completed_tasks}
+    process_of.update({t.task_spec_id: t.process_id for t in detail.ready_tasks})
+    per_process: dict[str, dict[str, list[str]]] = defaultdict(
+        lambda: {"completed": [], "current": [], "overdue": []}
+    )
+    for key, spec_ids in state.items():
+        for spec_id in spec_ids:
+            per_process[process_of.get(spec_id, detail.case.process_id)][key].append(spec_id)
+    version_ids = {detail.case.process_id: detail.case.model_version_id}
+    for process_id, version_id in (detail.case.subprocess_versions or {}).items():
+        if process_id in per_process:
+            version_ids[process_id] = version_id
+    models = {
+        m.id: m
+        for m in session.scalars(
+            select(ModelVersion).where(ModelVersion.id.in_(list(version_ids.values())))
+        )
+    }
+    diagrams = []
+    for process_id, version_id in version_ids.items():
+        model = models.get(version_id)
+        if model is None:
+            continue
+        diagrams.append(
+            {
+                "process_id": process_id,
+                "name": model.name,
+                "version": model.version,
+                "top": process_id == detail.case.process_id,
+                "markers": per_process.get(
+                    process_id, {"completed": [], "current": [], "overdue": []}
+                ),
+            }
+        )
+    return diagrams
+
+
+def _submitted_forms(detail) -> list[dict[str, Any]]:
+    forms = engine().forms
+    result = []
+    for task in sorted(detail.completed_tasks, key=lambda t: (t.completed_at, t.id)):
+        schema = forms.get(task.form).schema if task.form and task.form in forms else {}
+        props = schema.get("properties", {})
+        rows = []
+        for name, value in (task.submitted_data or {}).items():
+            prop = props.get(name, {})
+            rows.append(
+                {
+                    "label": prop.get("title") or name,
+                    "value": forms_render.display_value(prop, value),
+                    "document_id": value
+                    if prop.get("x-widget") == "file" and isinstance(value, int)
+                    else None,
+                }
+            )
+        result.append(
+            {
+                "task": task,
+                "by": detail.completed_by.get(task.completed_by_id, "—"),
+                "title": schema.get("title") or task.name,
+                "rows": rows,
+            }
+        )
+    return result
+
+
+@bp.get("/cases/<int:case_id>")
+@login_required
+def detail(case_id: int):
+    eng = engine()
+    now = eng.clock.now()
+    user = current_engine_user()
+    with eng.sessions() as session:
+        found = case_detail(session, user, case_id)
+        histories = {c.id: certificate_history(session, c.id) for c in found.certificates}
+        diagrams = _diagrams(session, found, now)
+        linked = {
+            c.id: c
+            for c in session.scalars(
+                select(Case).where(Case.id.in_([case for _kind, case in found.links]))
+            )
+        }
+        return render_template(
+            "cases/detail.html",
+            d=found,
+            case=found.case,
+            now=now,
+            diagrams=diagrams,
+            markers={g["process_id"]: g["markers"] for g in diagrams},
+            histories=histories,
+            # Applicants read back what they submitted; staff notes stay with staff.
+            submitted=[
+                f
+                for f in _submitted_forms(found)
+                if current_user.is_staff or f["task"].role == "applicant"
+            ],
+            linked=linked,
+            can_see_links={cid: can_view_case(session, user, cid) for cid in linked},
+        )
+
+
+@bp.get("/documents/<int:document_id>")
+@login_required
+def document(document_id: int):
+    user = current_engine_user()
+    with engine().sessions() as session:
+        found = session.get(Document, document_id)
+        if found is None or not can_view_case(session, user, found.case_id):
+            raise NotFoundError(f"document {document_id} does not exist or is not yours to see")
+        content = found.content
+        filename = found.filename
+        content_type = found.content_type
+    response = Response(content, mimetype=content_type)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response

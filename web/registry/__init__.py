@@ -1,0 +1,71 @@
+"""Public certificate verification (ISO/IEC 17024 clause 7.2): anyone may check a
+certificate by its number and learn the holder's name, the scheme and scope, the status and
+the dates, and nothing else about the person. No login; rate-limited per client address.
+"""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, current_app, render_template, request
+
+from engine.certificates import public_record
+
+from ..auth import engine
+from .ratelimit import RateLimiter
+
+bp = Blueprint("registry", __name__, template_folder="../templates")
+
+MAX_NUMBER_LENGTH = 40
+# Certificate numbers are scheme code, year and serial: letters, digits and hyphens.
+_NUMBER = re.compile(r"^[A-Z0-9][A-Z0-9-]*$")
+DEFAULT_LIMIT_PER_MINUTE = 30
+
+
+@bp.record_once
+def _setup(state) -> None:
+    limit = state.app.config.get("VERIFY_RATE_LIMIT", DEFAULT_LIMIT_PER_MINUTE)
+    state.app.extensions["registry_limiter"] = RateLimiter(limit, 60.0)
+
+
+@bp.before_request
+def _rate_limit():
+    limiter: RateLimiter = current_app.extensions["registry_limiter"]
+    key = request.remote_addr or "unknown"
+    if not limiter.allow(key):
+        response = current_app.make_response(
+            (render_template("registry/too_many.html", retry_after=limiter.retry_after(key)), 429)
+        )
+        response.headers["Retry-After"] = str(limiter.retry_after(key))
+        return response
+    return None
+
+
+@bp.get("/verify")
+def verify():
+    raw = request.args.get("number")
+    if raw is None or not raw.strip():
+        return render_template("registry/verify.html", number="", record=None)
+    number = raw.strip().upper()
+    if len(number) > MAX_NUMBER_LENGTH or not _NUMBER.match(number):
+        return render_template(
+            "registry/verify.html",
+            number=raw[:MAX_NUMBER_LENGTH],
+            record=None,
+            error="A certificate number has letters, digits and hyphens only, "
+            "like CWI-2026-000001.",
+        ), 400
+    with engine().sessions() as session:
+        record = public_record(session, number)
+    if record is None:
+        return render_template(
+            "registry/verify.html", number=number, record=None, not_found=True
+        ), 404
+    return render_template("registry/verify.html", number=number, record=record)
+
+
+@bp.after_request
+def _no_store(response):
+    # A certificate's status can change at any time: never serve it from a cache.
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
