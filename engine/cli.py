@@ -142,6 +142,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sod_explain(args: argparse.Namespace) -> int:
+    from .impartiality.explain import explain
+
+    engine = _engine(args)
+    with engine.sessions() as session:
+        answer = explain(session, args.case, args.task, args.user, engine.clock.now())
+    if args.json:
+        print(json.dumps({"allowed": answer["allowed"], "rules": answer["rules"]}))
+    elif answer["allowed"]:
+        print(f"{args.user} may take {args.task} of case {args.case} now")
+    else:
+        print(f"{args.user} may not take {args.task} of case {args.case}:")
+        for rule in answer["rules"]:
+            print(f"  {rule['rule']}: {rule['reason']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="certrail", description="Certrail certification workflow engine"
@@ -196,6 +213,16 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("username")
     issue.add_argument("--name", required=True, help="what the token is for (e.g. the client)")
     issue.set_defaults(func=cmd_tokens_issue)
+
+    sod = commands.add_parser("sod", help="impartiality rules").add_subparsers(
+        dest="action", required=True
+    )
+    explain = sod.add_parser("explain", help="may this user take this task now, and if not, why")
+    explain.add_argument("--case", type=int, required=True)
+    explain.add_argument("--task", required=True, metavar="TASK_ID")
+    explain.add_argument("--user", required=True, metavar="USERNAME")
+    explain.add_argument("--json", action="store_true")
+    explain.set_defaults(func=cmd_sod_explain)
 
     serve = commands.add_parser("serve", help="run the web app and the scheduler in one process")
     serve.add_argument("--host", default="127.0.0.1")

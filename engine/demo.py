@@ -138,11 +138,13 @@ def _user(session: Session, username: str) -> User | None:
     return session.scalars(select(User).where(User.username == username)).first()
 
 
-# Demo cases: (applicant, scheme, the task the case waits at, or None to finish it).
+# Demo cases: (applicant, scheme, the task the case waits at or None to finish it, examiner).
+# Bob's exam was scored by Max Multirole, who is also a decision maker: the impartiality
+# rules keep him off Bob's decision (see `certrail sod explain`).
 DEMO_CASES = [
-    ("chen", "CWI", None),
-    ("bob", "DPO", "decide_certification"),
-    ("alice", "CWI", "review_eligibility"),
+    ("chen", "CWI", None, "examiner"),
+    ("bob", "DPO", "decide_certification", "examiner_decider"),
+    ("alice", "CWI", "review_eligibility", "examiner"),
 ]
 
 
@@ -160,7 +162,7 @@ def load_demo_cases(engine) -> int:
         "invigilator": "invigilator",
         "decision_maker": "decider",
     }
-    for username, scheme, stop_at in DEMO_CASES:
+    for username, scheme, stop_at, examiner in DEMO_CASES:
         applicant = engine.user(username)
         case = engine.start_case(
             "application", actor=username, person_id=applicant.person_id, scheme_code=scheme
@@ -172,7 +174,7 @@ def load_demo_cases(engine) -> int:
             for task in ready:
                 overrides = dict(HAPPY_PATH.get(task.form, {}))
                 if task.form == "examiner_assignment":
-                    overrides["examiner"] = "examiner"
+                    overrides["examiner"] = examiner
                 performer = (
                     username
                     if task.role == "applicant"

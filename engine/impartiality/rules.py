@@ -95,6 +95,9 @@ def performer_bars(
         wanted.append(
             ("here", and_(HumanTask.case_id.in_(linked), HumanTask.task_spec_id.in_(excluded_here)))
         )
+        # A decision re-opened by an upheld appeal is never taken by the original deciders.
+        redecided = HumanTask.task_spec_id.in_(policy.decision_tasks)
+        wanted.append(("appeal", and_(HumanTask.case_id.in_(linked), redecided)))
     if not wanted:
         return {}
     bars: dict[int, list[Bar]] = {}
