@@ -65,6 +65,18 @@ def visible_case(session: Session, user: User, case_id: int) -> Case:
     return case
 
 
+APPLICANT_VISIBLE_ACTIONS = (
+    "case_started",
+    "document_added",
+    "certificate_issued",
+    "refusal_letter_issued",
+    "applicant_notified",
+    "case_completed",
+    "appeal_lodged",
+    "complaint_lodged",
+)
+
+
 @dataclass
 class TimelineEntry:
     at: datetime
@@ -104,11 +116,15 @@ def case_detail(session: Session, user: User, case_id: int) -> CaseDetail:
             )
         ).all()
     )
+    events = select(AuditEvent).where(AuditEvent.case_id == case.id).order_by(AuditEvent.seq)
+    if not user.is_staff:
+        # Applicants follow the milestones of their case; the staff's working record (who
+        # examined, impartiality checks, notes) stays with the staff (7.3, 7.4).
+        events = events.where(AuditEvent.action.in_(APPLICANT_VISIBLE_ACTIONS))
+        tasks = [t for t in tasks if t.role == "applicant" or t.status == "ready"]
     timeline = [
         TimelineEntry(e.at, e.actor, e.action, e.message, e.task_id, e.after)
-        for e in session.scalars(
-            select(AuditEvent).where(AuditEvent.case_id == case.id).order_by(AuditEvent.seq)
-        )
+        for e in session.scalars(events)
     ]
     links = [
         (link.kind, link.to_case_id)

@@ -269,12 +269,20 @@ def claimable_criteria(session: Session | None, user: User, now: datetime) -> li
 
 
 def store_bars(session: Session, task: HumanTask, case: Case) -> list[TaskBar]:
-    """Record, for a task that just became ready, whom earlier steps bar from it."""
+    """Record, for a task that just became ready, whom earlier steps bar from it (the
+    reasons in the third person: they are read by managers and assessors)."""
     rows = []
-    for user_id, bars in performer_bars(session, task, case, current_policy()).items():
-        for bar in bars:
+    bars = performer_bars(session, task, case, current_policy())
+    names = (
+        dict(session.execute(select(User.id, User.display_name).where(User.id.in_(bars))).all())
+        if bars
+        else {}
+    )
+    for user_id, user_bars in bars.items():
+        for bar in user_bars:
+            reason = third_person(bar.reason, names.get(user_id, f"user {user_id}"))
             row = TaskBar(
-                task_id=task.id, user_id=user_id, rule=bar.rule, reason=bar.reason, facts=bar.facts
+                task_id=task.id, user_id=user_id, rule=bar.rule, reason=reason, facts=bar.facts
             )
             session.add(row)
             rows.append(row)

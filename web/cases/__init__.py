@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, abort, render_template, request, stream_with_context
-from flask_login import current_user, login_required
+from flask_login import login_required
 from sqlalchemy import Select, exists, func, or_, select
 from sqlalchemy.orm import Session
 
@@ -328,12 +328,7 @@ def detail(case_id: int):
             diagrams=diagrams,
             markers={g["process_id"]: g["markers"] for g in diagrams},
             histories=histories,
-            # Applicants read back what they submitted; staff notes stay with staff.
-            submitted=[
-                f
-                for f in _submitted_forms(found)
-                if current_user.is_staff or f["task"].role == "applicant"
-            ],
+            submitted=_submitted_forms(found),
             linked=linked,
             can_see_links={cid: can_view_case(session, user, cid) for cid in linked},
         )
