@@ -17,22 +17,13 @@ from lxml import etree
 
 from .errors import Finding, ModelError
 from .forms import FormRegistry
+from .impartiality.policy import RULE_IDS
 from .models.people import ROLES
 from .runtime.sandbox import SandboxViolation, compile_restricted
 from .runtime.specs import NS, ParsedModel, is_valid_duration, parse_model
 from .system_actions import SYSTEM_OPERATIONS
 
-SOD_RULES = (
-    "SOD-DECIDE",
-    "SOD-APPEAL",
-    "SOD-COMPLAINT",
-    "SOD-COI",
-    "SOD-COMMIT",
-    "SOD-SELF",
-    "SOD-INTERNAL",
-    "SOD-4EYES",
-)
-STAFF_ROLES = set(ROLES)
+KNOWN_ROLES = set(ROLES)
 SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
 _FLOW_NODES = (
     "startEvent",
@@ -106,11 +97,11 @@ def lint_model(
         tid = props.spec_id
         if not props.role:
             add("error", tid, "user task has no role (set the lane or the 'role' property)")
-        elif props.role not in STAFF_ROLES:
+        elif props.role not in KNOWN_ROLES:
             add(
                 "error",
                 tid,
-                f"role '{props.role}' is not a Certrail role ({', '.join(sorted(STAFF_ROLES))})",
+                f"role '{props.role}' is not a Certrail role ({', '.join(sorted(KNOWN_ROLES))})",
             )
         if not props.form:
             add("error", tid, "user task has no 'form' property")
@@ -121,11 +112,11 @@ def lint_model(
         elif not is_valid_duration(props.due):
             add("error", tid, f"due '{props.due}' is not an ISO 8601 duration such as P10D")
         for rule in props.sod:
-            if rule not in SOD_RULES:
+            if rule not in RULE_IDS:
                 add(
                     "error",
                     tid,
-                    f"unknown impartiality rule '{rule}' (known: {', '.join(SOD_RULES)})",
+                    f"unknown impartiality rule '{rule}' (known: {', '.join(RULE_IDS)})",
                 )
         for ref in props.exclude_performers_of:
             if ref not in task_ids:

@@ -82,24 +82,6 @@ class UserRole(Base):
     user: Mapped[User] = relationship(back_populates="roles")
 
 
-STAFF_ROLES = frozenset(
-    {
-        "clerk",
-        "reviewer",
-        "examiner",
-        "invigilator",
-        "decision_maker",
-        "appeals_panel",
-        "complaints_officer",
-        "quality_manager",
-        "process_owner",
-        "manager",
-        "admin",
-    }
-)
-# Roles that may see every case (oversight), whatever tasks they hold.
-OVERSIGHT_ROLES = frozenset({"manager", "admin", "quality_manager"})
-
 ROLES = (
     "applicant",
     "certified_person",
@@ -115,3 +97,6 @@ ROLES = (
     "manager",
     "admin",
 )
+STAFF_ROLES = frozenset(ROLES) - {"applicant", "certified_person"}
+# Roles that may see every case (oversight), whatever tasks they hold.
+OVERSIGHT_ROLES = frozenset({"manager", "admin", "quality_manager"})
