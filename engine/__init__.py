@@ -109,11 +109,18 @@ class Engine:
         with self.unit_of_work() as uow:
             user = cases.find_user(uow, actor) if actor else None
             if user is not None:
-                cases.check_may_start(user, process_id, person_id)
+                cases.check_may_start(user, process_id, person_id, links, uow.session)
+            subject = cases.check_subject(uow.session, process_id, links)
+            if subject is not None and process_id == "appeal" and person_id is None:
+                # The appellant is the person the appealed decision is about. (A complaint may
+                # come from a third party: its complainant is never assumed.)
+                person_id = subject.person_id
             person = uow.session.get(Person, person_id) if person_id is not None else None
             if person_id is not None and person is None:
                 raise NotFoundError(f"person {person_id} does not exist")
             scheme = self._current_scheme(uow.session, scheme_code) if scheme_code else None
+            if scheme is None and subject is not None and subject.scheme_id is not None:
+                scheme = uow.session.get(Scheme, subject.scheme_id)
             case, run = cases.start_case(self, uow, process_id, user, person, scheme, data, links)
             ready = list(
                 run.session.scalars(

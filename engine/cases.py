@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select, update
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import Session, joinedload
 
 from . import assignment, impartiality
 from .errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
@@ -23,25 +23,96 @@ if TYPE_CHECKING:
     from . import Engine
 
 
-# Who may start a case: applicants their own application; these roles any process, for anyone.
-APPLICANT_STARTABLE = frozenset({"application"})
+# Who may start a case. Applicants: their own application, an appeal against the decision in
+# one of their own closed cases, a complaint about one of their own cases (or about nothing in
+# particular). Staff: STARTER_ROLES any process, and these further roles the processes named.
+APPLICANT_STARTABLE = frozenset({"application", "appeal", "complaint"})
 STARTER_ROLES = frozenset({"clerk", "admin"})
+EXTRA_STARTER_ROLES = {
+    "appeal": frozenset({"complaints_officer"}),
+    "complaint": frozenset({"complaints_officer"}),
+}
+# The link each kind of case may (complaint) or must (appeal) carry to the case it is about.
+SUBJECT_LINKS = {"appeal": "appeals", "complaint": "concerns"}
 
 
-def check_may_start(actor: User, process_id: str, person_id: int | None) -> None:
+def starter_roles(process_id: str) -> frozenset[str]:
+    return STARTER_ROLES | EXTRA_STARTER_ROLES.get(process_id, frozenset())
+
+
+def check_may_start(
+    actor: User,
+    process_id: str,
+    person_id: int | None,
+    links: dict[str, int] | None = None,
+    session: Session | None = None,
+) -> None:
     """Raise PermissionDenied unless `actor` may start `process_id` for person `person_id`
-    (checked before the person is looked up, so a refusal reveals nothing about ids)."""
-    if actor.role_names & STARTER_ROLES:
+    (checked before the person is looked up, so a refusal reveals nothing about ids).
+
+    An applicant's appeal or complaint must be about their own case: a linked case that is
+    not theirs reads as "not found" whether or not it exists."""
+    roles = starter_roles(process_id)
+    if actor.role_names & roles:
         return
     if process_id not in APPLICANT_STARTABLE:
         raise PermissionDenied(
-            f"only staff with the {' or '.join(sorted(STARTER_ROLES))} role can start {process_id} cases"
+            f"only staff with the {' or '.join(sorted(roles))} role can start {process_id} cases"
         )
     if actor.person_id is None or person_id != actor.person_id:
         raise PermissionDenied(
-            "applicants can start an application for themselves only; "
-            f"staff with the {' or '.join(sorted(STARTER_ROLES))} role can start one for another person"
+            f"applicants can start {process_id} cases for themselves only; "
+            f"staff with the {' or '.join(sorted(roles))} role can start one for another person"
         )
+    links = dict(links or {})
+    kind = SUBJECT_LINKS.get(process_id)
+    if set(links) - {kind}:
+        allowed = f"only a '{kind}' link" if kind else "no links"
+        raise PermissionDenied(f"an applicant's {process_id} case can carry {allowed}")
+    if kind is None or kind not in links:
+        return
+    if session is None:
+        raise PermissionDenied("the case this is about cannot be checked")
+    subject = session.get(Case, links[kind])
+    if subject is None or subject.person_id != actor.person_id:
+        raise NotFoundError(f"case {links[kind]} does not exist or is not yours")
+
+
+def check_subject(session: Session, process_id: str, links: dict[str, int] | None) -> Case | None:
+    """The case an appeal or complaint is about, checked for every starter: an appeal needs
+    an `appeals` link to a closed case (its decision taken) and no other open appeal of it.
+    The subject case's row is locked, so two appeals lodged at once cannot both pass."""
+    kind = SUBJECT_LINKS.get(process_id)
+    target = (links or {}).get(kind) if kind else None
+    if target is None:
+        if process_id == "appeal":
+            raise ValidationError(
+                "an appeal is against the decision taken in a case",
+                {"links": ["link the appealed case as 'appeals'"]},
+            )
+        return None
+    subject = session.get(Case, target, with_for_update=True)
+    if subject is None:
+        raise NotFoundError(f"case {target} does not exist")
+    if process_id != "appeal":
+        return subject
+    if subject.status != "completed":
+        raise ConflictError("an appeal can be lodged once a decision has been made in the case")
+    open_appeal = session.scalars(
+        select(Case.id)
+        .join(CaseLink, CaseLink.from_case_id == Case.id)
+        .where(
+            CaseLink.to_case_id == subject.id,
+            CaseLink.kind == "appeals",
+            Case.process_id == "appeal",
+            Case.status.in_(("running", "errored")),
+        )
+    ).first()
+    if open_appeal is not None:
+        raise ConflictError(
+            f"the decision in case {subject.id} is already under appeal (case {open_appeal})"
+        )
+    return subject
 
 
 def start_case(
@@ -88,7 +159,7 @@ def start_case(
     run = CaseRun(
         session, case, bundle, workflow, engine.serializer, uow.audit, uow.now, actor_name
     )
-    script_engine.system_actions = system_actions_for(uow, run)
+    script_engine.system_actions = system_actions_for(engine, uow, run)
     keep_after_commit(engine, uow, case, workflow)
     uow.audit.record(
         uow.now,
@@ -126,7 +197,7 @@ def load_run(
     else:
         workflow.script_engine = script_engine
     run = CaseRun(uow.session, case, bundle, workflow, engine.serializer, uow.audit, uow.now, actor)
-    script_engine.system_actions = system_actions_for(uow, run)
+    script_engine.system_actions = system_actions_for(engine, uow, run)
     if for_change:
         keep_after_commit(engine, uow, case, workflow)
     return run

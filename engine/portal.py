@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
-from .models import Case, Certificate, Document, HumanTask, Person, Scheme, User
+from .models import Case, Certificate, HumanTask, Person, Scheme, User
 from .unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
@@ -31,6 +31,16 @@ STEP_PHRASES = {
     "score_practical": "Your examination is being marked",
     "review_file": "Your file is being prepared for the certification decision",
     "decide_certification": "The certification decision is being made",
+    "acknowledge_appeal": "Your appeal has been received and will be acknowledged shortly",
+    "validate_appeal": "Your appeal is being checked by the appeals panel",
+    "investigate_appeal": "Your appeal is being investigated",
+    "decide_appeal": "The appeals panel is deciding on your appeal",
+    "confirm_relevance": "Your complaint has been received and is being registered",
+    "acknowledge_complaint": "Your complaint has been received and will be acknowledged shortly",
+    "investigate_complaint": "Your complaint is being investigated",
+    "approve_response": "The response to your complaint is being reviewed",
+    "record_corrective_action": "The actions following your complaint are being recorded",
+    "close_complaint": "Your complaint is being closed",
 }
 
 
@@ -50,6 +60,8 @@ def progress_phrase(
     case: Case, open_tasks: list[HumanTask], certificate: Certificate | None
 ) -> str:
     if case.status == "completed":
+        if case.process_id in ("appeal", "complaint"):
+            return f"Your {case.process_id} is closed; our notification to you explains the outcome"
         if certificate is not None:
             return f"Certified: certificate {certificate.number}, valid until {certificate.expires_on:%d %b %Y}"
         return "Your case is closed; the letter in your documents explains the outcome and your right to appeal"
@@ -185,11 +197,14 @@ def _statement(text: str, what: str) -> str:
     return text
 
 
-def lodge_appeal(uow: UnitOfWork, case: Case, user: User, grounds: str) -> Document:
-    """Record an appeal against the decision taken in the applicant's own case.
+def lodge_appeal(engine: Engine, uow: UnitOfWork, case: Case, user: User, grounds: str) -> Case:
+    """Appeal against the decision taken in the applicant's own (closed) case: starts an
+    `appeal` case linked `appeals` to it (ISO/IEC 17024 9.8).
 
-    Until the appeal process exists, the submission is kept as a text document on the case
-    with an `appeal_lodged` audit event; staff see both on the case page."""
+    The grounds are the appeal's start data (`appeal_grounds`) and a text document on the
+    appeal case, where the clerk and the appeals panel read them; the appealed case records an
+    `appeal_lodged` event pointing at the appeal."""
+    from .cases import check_may_start, check_subject, start_case
     from .documents import attach_document
 
     if case.person_id is None or case.person_id != user.person_id:
@@ -197,9 +212,17 @@ def lodge_appeal(uow: UnitOfWork, case: Case, user: User, grounds: str) -> Docum
     if case.status != "completed":
         raise ConflictError("you can appeal once a decision has been made in this case")
     grounds = _statement(grounds, "appeal")
+    links = {"appeals": case.id}
+    check_may_start(user, "appeal", user.person_id, links, uow.session)
+    check_subject(uow.session, "appeal", links)
+    person = uow.session.get(Person, user.person_id)
+    scheme = uow.session.get(Scheme, case.scheme_id) if case.scheme_id else None
+    appeal, _run = start_case(
+        engine, uow, "appeal", user, person, scheme, {"appeal_grounds": grounds}, links
+    )
     document = attach_document(
         uow,
-        case,
+        appeal,
         user,
         f"appeal-{uow.now:%Y%m%d-%H%M%S}.txt",
         "text/plain",
@@ -209,23 +232,38 @@ def lodge_appeal(uow: UnitOfWork, case: Case, user: User, grounds: str) -> Docum
         uow.now,
         user.username,
         "appeal_lodged",
-        f"appeal lodged against the decision in case {case.id}",
+        f"appeal against the decision in case {case.id} lodged as case {appeal.id}",
         case_id=case.id,
-        after={"document_id": document.id},
+        after={"appeal_case_id": appeal.id, "document_id": document.id},
     )
-    return document
+    return appeal
 
 
-def lodge_complaint(uow: UnitOfWork, case: Case, user: User, text: str) -> Document:
-    """Record a complaint by the applicant about the handling of their own case."""
+def lodge_complaint(
+    engine: Engine, uow: UnitOfWork, case: Case | None, user: User, text: str
+) -> Case:
+    """A complaint by the applicant, about one of their own cases or (`case` None) about the
+    body in general: starts a `complaint` case (ISO/IEC 17024 9.9), linked `concerns` to the
+    case it is about. The text is its start data (`complaint_text`) and a document on it."""
+    from .cases import check_may_start, check_subject, start_case
     from .documents import attach_document
 
-    if case.person_id is None or case.person_id != user.person_id:
+    if case is not None and (case.person_id is None or case.person_id != user.person_id):
         raise NotFoundError(f"case {case.id} does not exist or is not yours")
     text = _statement(text, "complaint")
+    links = {"concerns": case.id} if case is not None else {}
+    check_may_start(user, "complaint", user.person_id, links, uow.session)
+    check_subject(uow.session, "complaint", links)
+    person = uow.session.get(Person, user.person_id)
+    scheme = (
+        uow.session.get(Scheme, case.scheme_id) if case is not None and case.scheme_id else None
+    )
+    complaint, _run = start_case(
+        engine, uow, "complaint", user, person, scheme, {"complaint_text": text}, links
+    )
     document = attach_document(
         uow,
-        case,
+        complaint,
         user,
         f"complaint-{uow.now:%Y%m%d-%H%M%S}.txt",
         "text/plain",
@@ -235,8 +273,9 @@ def lodge_complaint(uow: UnitOfWork, case: Case, user: User, text: str) -> Docum
         uow.now,
         user.username,
         "complaint_lodged",
-        f"complaint lodged about case {case.id}",
-        case_id=case.id,
-        after={"document_id": document.id},
+        f"complaint lodged as case {complaint.id}"
+        + (f" about case {case.id}" if case is not None else ""),
+        case_id=case.id if case is not None else complaint.id,
+        after={"complaint_case_id": complaint.id, "document_id": document.id},
     )
-    return document
+    return complaint

@@ -2,8 +2,8 @@
 
 The web layer translates HTTP into engine calls and renders results; it holds no business
 rules. Blueprints: auth (login), inbox (staff tasks), cases (case pages and list), portal
-(applicants), registry (public certificate verification), api (REST, token auth), models
-(published process diagrams).
+(applicants), registry (public certificate verification), api (REST, token auth), impartiality
+(declarations, register, eligibility, report), models (published process diagrams).
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def _register_blueprints(app: Flask) -> None:
     from .auth import bp as auth_bp
 
     app.register_blueprint(auth_bp)
-    for module_name in ("inbox", "cases", "portal", "registry", "api"):
+    for module_name in ("inbox", "cases", "portal", "registry", "api", "impartiality"):
         module = _optional_blueprint(module_name)
         if module is not None:
             app.register_blueprint(module.bp)

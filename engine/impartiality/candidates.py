@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, lazyload
 
 from ..audit import AuditLog
 from ..models import Case, HumanTask, User, UserRole
-from .rules import Bar, bars_for_users
+from .rules import Bar, bars_for_users, id_in
 
 NO_ELIGIBLE_ASSIGNEE = "no eligible assignee"
 
@@ -32,7 +32,8 @@ def candidates_for(session: Session, task: HumanTask, case: Case, now: datetime)
     users = list(
         session.scalars(
             select(User)
-            .options(joinedload(User.roles))
+            # Roles are not needed here; loading them for hundreds of users is most of the cost.
+            .options(lazyload(User.roles))
             .join(UserRole, UserRole.user_id == User.id)
             .where(UserRole.role == task.role, User.active.is_(True))
             .order_by(User.username)
@@ -43,7 +44,10 @@ def candidates_for(session: Session, task: HumanTask, case: Case, now: datetime)
     load = dict(
         session.execute(
             select(HumanTask.assignee_id, func.count())
-            .where(HumanTask.status == "ready", HumanTask.assignee_id.in_([u.id for u in users]))
+            .where(
+                HumanTask.status == "ready",
+                id_in(session, HumanTask.assignee_id, [u.id for u in users]),
+            )
             .group_by(HumanTask.assignee_id)
         ).all()
     )

@@ -22,7 +22,11 @@ def test_applicant_sees_milestones_but_not_the_staffs_working_record(engine):
     own = detail_for(engine, "alice", case_id)
     staff = detail_for(engine, "manager", case_id)
 
-    assert {e.action for e in own.timeline} <= {"case_started", "document_added", "applicant_notified"}
+    assert {e.action for e in own.timeline} <= {
+        "case_started",
+        "document_added",
+        "applicant_notified",
+    }
     assert any(e.action == "sod_bar_recorded" for e in staff.timeline)
     assert [t.task_spec_id for t in own.completed_tasks] == ["submit_application"]
     assert "score_written" in {t.task_spec_id for t in staff.completed_tasks}

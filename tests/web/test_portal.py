@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from engine.demo import DEMO_PASSWORD
 from engine.documents import MAX_DOCUMENT_BYTES
-from engine.models import Case, Document, Person, User
+from engine.models import Case, CaseLink, Document, Person, User
 from tests.engine.helpers import do, drive_to_decision, events, start_application
 from web import create_app
 
@@ -346,7 +346,18 @@ def test_print_stylesheet_hides_the_navigation(client):
 GROUNDS = "The examiner marked question 4 against an outdated version of the scheme."
 
 
-def test_appeal_is_recorded_with_an_audit_event_and_a_document(client, engine):
+def linked_cases(engine, to_case_id: int, process_id: str) -> list[Case]:
+    with engine.sessions() as session:
+        return list(
+            session.scalars(
+                select(Case)
+                .join(CaseLink, CaseLink.from_case_id == Case.id)
+                .where(CaseLink.to_case_id == to_case_id, Case.process_id == process_id)
+            )
+        )
+
+
+def test_appeal_starts_an_appeal_case_linked_to_the_decided_case(client, engine):
     case_id = granted_case(engine, "alice", "DPO")
     login(client, "alice")
     assert "Appeal against the decision" in text(client.get(f"/portal/cases/{case_id}"))
@@ -354,13 +365,24 @@ def test_appeal_is_recorded_with_an_audit_event_and_a_document(client, engine):
     response = post(client, f"/portal/cases/{case_id}/appeal", {"text": GROUNDS})
     assert response.status_code == 200
     assert "Your appeal has been received" in text(response)
+    [appeal] = linked_cases(engine, case_id, "appeal")
+    assert appeal.status == "running"
+    assert appeal.person_id == engine.user("alice").person_id
+    assert [t.task_spec_id for t in engine.ready_tasks(appeal.id)] == ["acknowledge_appeal"]
+    assert engine.case_data(appeal.id)["appeal_grounds"] == GROUNDS
     [event] = events(engine, case_id=case_id, action="appeal_lodged")
     assert event.actor == "alice"
-    [document] = [d for d in documents(engine, case_id) if d.filename.startswith("appeal-")]
+    # The grounds are a document on the appeal, where the clerk and the panel read them.
+    [document] = [d for d in documents(engine, appeal.id) if d.filename.startswith("appeal-")]
     assert document.content_type == "text/plain"
-    assert event.after == {"document_id": document.id}
+    assert event.after == {"appeal_case_id": appeal.id, "document_id": document.id}
     with engine.sessions() as session:
         assert session.get(Document, document.id).content.decode() == GROUNDS
+    # The appellant follows the appeal in the portal; a second appeal waits for the first.
+    assert "Your appeal has been received" in text(client.get(f"/portal/cases/{appeal.id}"))
+    again = post(client, f"/portal/cases/{case_id}/appeal", {"text": GROUNDS})
+    assert again.status_code == 422
+    assert "already under appeal" in field_error(text(again), "text")
 
 
 def test_appeal_needs_grounds_and_a_decision(client, engine):
@@ -374,9 +396,11 @@ def test_appeal_needs_grounds_and_a_decision(client, engine):
     assert response.status_code == 422
     assert "at least 20 characters" in field_error(text(response), "text")
     assert events(engine, action="appeal_lodged") == []
+    with engine.sessions() as session:
+        assert session.scalars(select(Case).where(Case.process_id == "appeal")).all() == []
 
 
-def test_complaint_is_recorded_on_the_chosen_case(client, engine):
+def test_complaint_starts_a_complaint_case_about_the_chosen_case(client, engine):
     case_id = start_application(engine, "alice", "DPO")
     login(client, "alice")
     form = text(client.get(f"/portal/complaint?case={case_id}"))
@@ -385,10 +409,15 @@ def test_complaint_is_recorded_on_the_chosen_case(client, engine):
     response = post(client, "/portal/complaint", {"case_id": str(case_id), "text": complaint})
     assert response.status_code == 200
     assert "Your complaint has been received" in text(response)
+    [opened] = linked_cases(engine, case_id, "complaint")
+    assert opened.status == "running"
+    assert [t.task_spec_id for t in engine.ready_tasks(opened.id)] == ["confirm_relevance"]
+    assert engine.case_data(opened.id)["complaint_text"] == complaint
     [event] = events(engine, case_id=case_id, action="complaint_lodged")
-    [document] = documents(engine, case_id)
-    assert event.after == {"document_id": document.id}
+    [document] = documents(engine, opened.id)
+    assert event.after == {"complaint_case_id": opened.id, "document_id": document.id}
     assert document.content_type == "text/plain"
+    assert documents(engine, case_id) == []
 
 
 def test_complaint_needs_a_case_and_text(client, engine):
@@ -402,3 +431,5 @@ def test_complaint_needs_a_case_and_text(client, engine):
         == 404
     )
     assert events(engine, action="complaint_lodged") == []
+    with engine.sessions() as session:
+        assert session.scalars(select(Case).where(Case.process_id == "complaint")).all() == []

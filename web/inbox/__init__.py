@@ -217,6 +217,7 @@ def _task_context(task_id: int) -> dict[str, Any]:
         )
         assignee = session.get(User, task.assignee_id) if task.assignee_id else None
         completed_by = session.get(User, task.completed_by_id) if task.completed_by_id else None
+        panel = _manager_panel(session, task, case, eng.clock.now())
         session.expunge_all()
     form = eng.forms.get(task.form) if task.form else None
     return {
@@ -229,6 +230,7 @@ def _task_context(task_id: int) -> dict[str, Any]:
         "assignee": assignee,
         "completed_by": completed_by,
         "form": form,
+        "panel": panel,
         "now": eng.clock.now(),
         "can_claim": current_user.is_staff
         and task.status == "ready"
@@ -239,6 +241,17 @@ def _task_context(task_id: int) -> dict[str, Any]:
         and task.assignee_id is not None
         and (task.assignee_id == current_user.user.id or current_user.has_role("manager", "admin")),
     }
+
+
+def _manager_panel(session, task: HumanTask, case: Case, now: datetime) -> list | None:
+    """For managers, who holds the task's role and may (or may not) do it."""
+    if task.status != "ready" or task.role == "applicant" or not current_user.is_authenticated:
+        return None
+    if not current_user.has_role("manager", "admin") or not _has_endpoint("impartiality.assign"):
+        return None
+    from ..impartiality import manager_panel
+
+    return manager_panel(session, task, case, now)
 
 
 def _render_task(ctx: dict[str, Any], values=None, errors=None, status: int = 200):

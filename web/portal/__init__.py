@@ -230,7 +230,7 @@ def appeal(case_id: int):
         try:
             with eng.unit_of_work() as uow:
                 user = find_user(uow, current_user.username)
-                lodge_appeal(uow, own_case(uow.session, user, case_id), user, text)
+                lodge_appeal(eng, uow, own_case(uow.session, user, case_id), user, text)
                 at = uow.now
         except ValidationError as invalid:
             errors = invalid.fields or {"text": [invalid.message]}
@@ -269,7 +269,7 @@ def complaint():
                 with eng.unit_of_work() as uow:
                     user = find_user(uow, current_user.username)
                     case = own_case(uow.session, user, int(chosen))
-                    lodge_complaint(uow, case, user, text)
+                    lodge_complaint(eng, uow, case, user, text)
                     at = uow.now
             except ValidationError as invalid:
                 errors = invalid.fields or {"text": [invalid.message]}
