@@ -207,15 +207,17 @@ def lodge_appeal(engine: Engine, uow: UnitOfWork, case: Case, user: User, ground
     from .cases import check_may_start, check_subject, start_case
     from .documents import attach_document
 
-    if case.person_id is None or case.person_id != user.person_id:
+    on_behalf = user.is_staff  # staff record an appeal received by letter or e-mail
+    if not on_behalf and (case.person_id is None or case.person_id != user.person_id):
         raise NotFoundError(f"case {case.id} does not exist or is not yours")
     if case.status != "completed":
-        raise ConflictError("you can appeal once a decision has been made in this case")
+        raise ConflictError("an appeal can be lodged once a decision has been made in this case")
     grounds = _statement(grounds, "appeal")
     links = {"appeals": case.id}
-    check_may_start(user, "appeal", user.person_id, links, uow.session)
+    appellant_id = case.person_id if on_behalf else user.person_id
+    check_may_start(user, "appeal", appellant_id, links, uow.session)
     check_subject(uow.session, "appeal", links)
-    person = uow.session.get(Person, user.person_id)
+    person = uow.session.get(Person, appellant_id) if appellant_id is not None else None
     scheme = uow.session.get(Scheme, case.scheme_id) if case.scheme_id else None
     appeal, _run = start_case(
         engine, uow, "appeal", user, person, scheme, {"appeal_grounds": grounds}, links
@@ -248,13 +250,18 @@ def lodge_complaint(
     from .cases import check_may_start, check_subject, start_case
     from .documents import attach_document
 
-    if case is not None and (case.person_id is None or case.person_id != user.person_id):
+    on_behalf = user.is_staff  # staff record a complaint received by letter, phone or e-mail
+    if (
+        case is not None
+        and not on_behalf
+        and (case.person_id is None or case.person_id != user.person_id)
+    ):
         raise NotFoundError(f"case {case.id} does not exist or is not yours")
     text = _statement(text, "complaint")
     links = {"concerns": case.id} if case is not None else {}
     check_may_start(user, "complaint", user.person_id, links, uow.session)
     check_subject(uow.session, "complaint", links)
-    person = uow.session.get(Person, user.person_id)
+    person = uow.session.get(Person, user.person_id) if user.person_id is not None else None
     scheme = (
         uow.session.get(Scheme, case.scheme_id) if case is not None and case.scheme_id else None
     )

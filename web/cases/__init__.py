@@ -17,7 +17,17 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, abort, render_template, request, stream_with_context
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_login import login_required
 from sqlalchemy import Select, exists, func, or_, select
 from sqlalchemy.orm import Session
@@ -27,10 +37,12 @@ from engine.case_views import (
     case_detail,
     certificate_history,
     diagram_state,
+    visible_case,
 )
 from engine.errors import NotFoundError
 from engine.models import Case, Certificate, Document, HumanTask, ModelVersion, Person, Scheme
 from engine.models.cases import CASE_STATUSES
+from engine.portal import lodge_appeal, lodge_complaint
 
 from .. import forms_render
 from ..auth import current_engine_user, engine, staff_required
@@ -331,7 +343,28 @@ def detail(case_id: int):
             submitted=_submitted_forms(found),
             linked=linked,
             can_see_links={cid: can_view_case(session, user, cid) for cid in linked},
+            can_lodge=bool(user.role_names & LODGING_ROLES)
+            and found.case.process_id == "application",
         )
+
+
+LODGING_ROLES = {"clerk", "complaints_officer", "admin"}
+
+
+@bp.post("/cases/<int:case_id>/<any(appeal, complaint):kind>")
+@staff_required
+def lodge(case_id: int, kind: str):
+    """Staff record an appeal or complaint about this case; the engine starts the procedure."""
+    eng = engine()
+    user = current_engine_user()
+    text = request.form.get("text", "")
+    with eng.unit_of_work() as uow:
+        case = visible_case(uow.session, user, case_id)
+        lodge_case = lodge_appeal if kind == "appeal" else lodge_complaint
+        started = lodge_case(eng, uow, case, user, text)
+        started_id = started.id
+    flash(f"The {kind} was recorded as case #{started_id}.", "success")
+    return redirect(url_for("cases.detail", case_id=started_id), code=303)
 
 
 @bp.get("/documents/<int:document_id>")
