@@ -1,5 +1,5 @@
 """The `certrail` command: database, demo data, model lint, audit verification, simulation,
-API tokens.
+API tokens, background jobs.
 
 Operators and tools rely on these names, options and JSON keys. Failures print one line per
 problem and exit non-zero; they never print a traceback.
@@ -142,6 +142,55 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _log_to_stderr() -> None:
+    import logging
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from .worker import run_worker
+
+    if args.interval <= 0:
+        raise CertrailError("--interval must be positive")
+    _log_to_stderr()
+    engine = _engine(args)
+    totals = run_worker(engine, args.interval, once=args.once)
+    print(", ".join(f"{name}: {count}" for name, count in totals.items()))
+    return 0
+
+
+def _parse_now(value: str):
+    from datetime import UTC, datetime
+
+    try:
+        now = datetime.fromisoformat(value)
+    except ValueError:
+        raise CertrailError(f"--now must be an ISO 8601 date and time, not '{value}'") from None
+    if now.tzinfo is not None:
+        now = now.astimezone(UTC).replace(tzinfo=None)
+    return now
+
+
+def cmd_jobs_run_once(args: argparse.Namespace) -> int:
+    from . import Engine
+    from .clock import Clock, FixedClock
+    from .scheduler import run_jobs_until_idle
+
+    clock = FixedClock(_parse_now(args.now)) if args.now else Clock()
+    _log_to_stderr()
+    engine = Engine(args.database, clock=clock)
+    done = run_jobs_until_idle(engine)
+    if args.json:
+        print(json.dumps({"now": clock.now().isoformat(), "jobs": done}))
+    else:
+        for name, count in done.items():
+            print(f"{name}: {count} as of {clock.now().isoformat()}")
+    return 0
+
+
 def cmd_sod_explain(args: argparse.Namespace) -> int:
     from .impartiality.explain import explain
 
@@ -223,6 +272,25 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--user", required=True, metavar="USERNAME")
     explain.add_argument("--json", action="store_true")
     explain.set_defaults(func=cmd_sod_explain)
+
+    worker = commands.add_parser(
+        "worker", help="run the periodic jobs (timers) until SIGTERM/SIGINT; any number may run"
+    )
+    worker.add_argument("--interval", type=float, default=5.0, metavar="SECONDS")
+    worker.add_argument("--once", action="store_true", help="one pass, then exit")
+    worker.set_defaults(func=cmd_worker)
+
+    jobs = commands.add_parser("jobs", help="periodic jobs").add_subparsers(
+        dest="action", required=True
+    )
+    run_once = jobs.add_parser(
+        "run-once", help="run every job once, as of --now (catching up after downtime)"
+    )
+    run_once.add_argument(
+        "--now", metavar="ISO8601", help="the time to run as (UTC unless it has an offset)"
+    )
+    run_once.add_argument("--json", action="store_true")
+    run_once.set_defaults(func=cmd_jobs_run_once)
 
     serve = commands.add_parser("serve", help="run the web app and the scheduler in one process")
     serve.add_argument("--host", default="127.0.0.1")

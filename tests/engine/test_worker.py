@@ -1,0 +1,216 @@
+"""`certrail worker` and `certrail jobs run-once` as real processes: timers fire when due, exactly
+once however many workers race, and a worker killed half-way loses and doubles nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+
+from engine import Engine
+from engine.clock import FixedClock
+from engine.models import Base, HumanTask, Timer
+from tests.conftest import PG_URL, START
+from tests.engine.test_timers import WAITING_MODEL
+
+ROOT = Path(__file__).resolve().parents[2]
+LONG_AGO = datetime(2001, 1, 1, 9, 0)  # timers due long before the wall clock: a worker fires them
+
+
+def certrail_cmd(url: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "engine.cli", "--database", url, *args]
+
+
+def run(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        certrail_cmd(url, *args), cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
+def subprocess_url(kind: str, sql) -> str:
+    """The URL another process uses to reach the same database (the PostgreSQL test schema
+    travels as the connection's search_path)."""
+    if kind == "sqlite":
+        return sql.url.render_as_string(hide_password=False)
+    with sql.connect() as conn:
+        schema = conn.execute(text("select current_schema()")).scalar_one()
+    return f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
+
+
+def waiting_cases(database, tmp_path, count: int, started: datetime) -> tuple[Engine, list[int]]:
+    _kind, sql = database
+    bpmn = tmp_path / "bpmn"
+    bpmn.mkdir()
+    (bpmn / "waiting.bpmn").write_text(WAITING_MODEL)
+    engine = Engine(sql_engine=sql, clock=FixedClock(started), bpmn_dir=bpmn)
+    Base.metadata.create_all(sql)
+    engine.sync_models()
+    return engine, [engine.start_case("waiting").case_id for _ in range(count)]
+
+
+def counts(engine: Engine) -> tuple[dict[str, int], dict[int, int]]:
+    """Timers by status, and the number of `after_wait` tasks per case."""
+    with engine.sessions() as session:
+        statuses = dict(
+            session.execute(select(Timer.status, func.count()).group_by(Timer.status)).all()
+        )
+        tasks = dict(
+            session.execute(
+                select(HumanTask.case_id, func.count())
+                .where(HumanTask.task_spec_id == "after_wait")
+                .group_by(HumanTask.case_id)
+            ).all()
+        )
+    return statuses, tasks
+
+
+def fired_so_far(kind: str, sql) -> int:
+    """Poll without queueing for the write lock (the engine's SQLite sessions begin with
+    BEGIN IMMEDIATE, which would slow the worker being watched)."""
+    if kind == "sqlite":
+        with sqlite3.connect(f"file:{sql.url.database}?mode=ro", uri=True) as conn:
+            return conn.execute("select count(*) from timers where status = 'fired'").fetchone()[0]
+    with sql.connect() as conn:
+        return conn.execute(text("select count(*) from timers where status = 'fired'")).scalar()
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_run_once_fires_a_30_day_timer_only_when_now_is_past_it(database, tmp_path):
+    kind, sql = database
+    engine, [case_id] = waiting_cases(database, tmp_path, 1, START)
+    url = subprocess_url(kind, sql)
+
+    early = run(url, "jobs", "run-once", "--now", (START + timedelta(days=29)).isoformat())
+    assert early.returncode == 0, early.stderr
+    assert early.stdout.startswith("fire_due_timers: 0 as of 2026-03-31T09:00:00")
+    assert counts(engine) == ({"waiting": 1}, {})
+
+    late = run(url, "jobs", "run-once", "--json", "--now", f"{START + timedelta(days=31)}Z")
+    assert late.returncode == 0, late.stderr
+    assert json.loads(late.stdout) == {
+        "now": "2026-04-02T09:00:00",
+        "jobs": {"fire_due_timers": 1},
+    }
+    assert counts(engine) == ({"fired": 1}, {case_id: 1})
+    [task] = engine.ready_tasks(case_id)
+    assert task.task_spec_id == "after_wait"
+
+    again = run(
+        url, "jobs", "run-once", "--json", "--now", (START + timedelta(days=40)).isoformat()
+    )
+    assert json.loads(again.stdout)["jobs"] == {"fire_due_timers": 0}
+    assert counts(engine) == ({"fired": 1}, {case_id: 1})
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+def test_four_racing_worker_processes_fire_every_timer_exactly_once(database, tmp_path):
+    kind, sql = database
+    engine, case_ids = waiting_cases(database, tmp_path, 300, START)
+    url = subprocess_url(kind, sql)
+    now = (START + timedelta(days=31)).isoformat()
+
+    workers = [
+        subprocess.Popen(
+            certrail_cmd(url, "jobs", "run-once", "--json", "--now", now),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    fired_by = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err
+        fired_by.append(json.loads(out)["jobs"]["fire_due_timers"])
+
+    assert sum(fired_by) == 300, fired_by  # no worker counted a timer another one fired
+    statuses, tasks = counts(engine)
+    assert statuses == {"fired": 300}
+    assert tasks == dict.fromkeys(case_ids, 1)  # every case moved past its timer, once
+
+
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)], indirect=True
+)
+def test_worker_killed_mid_batch_loses_nothing_and_fires_nothing_twice(database, tmp_path):
+    kind, sql = database
+    total = 300
+    engine, case_ids = waiting_cases(database, tmp_path, total, LONG_AGO)
+    url = subprocess_url(kind, sql)
+
+    worker = subprocess.Popen(
+        certrail_cmd(url, "worker", "--interval", "60"),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if fired_so_far(kind, sql) >= 5:
+                break
+            time.sleep(0.02)
+        os.kill(worker.pid, signal.SIGKILL)
+    finally:
+        worker.wait(timeout=10)
+    statuses, tasks = counts(engine)
+    assert 5 <= statuses.get("fired", 0) < total, statuses  # killed in the middle
+    assert statuses.get("fired", 0) == len(tasks)  # nothing half-done
+    assert set(tasks.values()) == {1}
+
+    catch_up = run(url, "jobs", "run-once", "--json")
+    assert catch_up.returncode == 0, catch_up.stderr
+    assert json.loads(catch_up.stdout)["jobs"]["fire_due_timers"] == total - statuses["fired"]
+    assert counts(engine) == ({"fired": total}, dict.fromkeys(case_ids, 1))
+
+
+def test_worker_stops_cleanly_on_sigterm(tmp_path):
+    url = f"sqlite:///{tmp_path / 'w.sqlite'}"
+    assert run(url, "db", "upgrade").returncode == 0
+    worker = subprocess.Popen(
+        certrail_cmd(url, "worker", "--interval", "0.2"),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = worker.stderr.readline()
+        assert "worker started" in line, line
+        worker.send_signal(signal.SIGTERM)
+        out, err = worker.communicate(timeout=15)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, err
+    assert "worker stopped" in err
+    assert out.strip() == "fire_due_timers: 0"
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+def test_a_worker_skips_a_case_someone_else_holds_instead_of_waiting(database, tmp_path):
+    from engine import cases
+    from engine.timers import fire_due_timers
+
+    engine, [case_id] = waiting_cases(database, tmp_path, 1, START)
+    engine.clock.set(START + timedelta(days=31))
+
+    with engine.unit_of_work() as uow:
+        cases.lock_case(uow, case_id)  # e.g. a user completing a task of this case
+        assert fire_due_timers(engine) == 0
+    assert fire_due_timers(engine) == 1
+    assert fire_due_timers(engine) == 0
+    assert counts(engine) == ({"fired": 1}, {case_id: 1})
