@@ -39,6 +39,7 @@ from engine.case_views import (
     diagram_state,
     visible_case,
 )
+from engine.cases import starter_roles
 from engine.errors import NotFoundError
 from engine.models import Case, Certificate, Document, HumanTask, ModelVersion, Person, Scheme
 from engine.models.cases import CASE_STATUSES
@@ -343,12 +344,9 @@ def detail(case_id: int):
             submitted=_submitted_forms(found),
             linked=linked,
             can_see_links={cid: can_view_case(session, user, cid) for cid in linked},
-            can_lodge=bool(user.role_names & LODGING_ROLES)
+            can_lodge=bool(user.role_names & starter_roles("complaint"))
             and found.case.process_id == "application",
         )
-
-
-LODGING_ROLES = {"clerk", "complaints_officer", "admin"}
 
 
 @bp.post("/cases/<int:case_id>/<any(appeal, complaint):kind>")
