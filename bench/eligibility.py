@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sqlalchemy  # noqa: E402
 from engine_throughput import PostgresSchema, postgres_probe  # noqa: E402
+from results_file import RESULTS_FILE, write_section  # noqa: E402
 from sqlalchemy import func, insert, select  # noqa: E402
 
 from engine import Engine  # noqa: E402
@@ -64,7 +65,6 @@ from engine.models import (  # noqa: E402
     UserRole,
 )
 
-RESULTS_FILE = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION_START = "<!-- bench:eligibility:start -->"
 SECTION_END = "<!-- bench:eligibility:end -->"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -362,14 +362,7 @@ def machine(pg_version: str | None) -> str:
 
 
 def write_results(section: str) -> None:
-    content = RESULTS_FILE.read_text() if RESULTS_FILE.exists() else "# Benchmark results\n"
-    if SECTION_START in content and SECTION_END in content:
-        before, rest = content.split(SECTION_START, 1)
-        after = rest.split(SECTION_END, 1)[1].lstrip("\n")
-        content = before + section + ("\n" + after if after else "")
-    else:
-        content = content.rstrip("\n") + "\n\n" + section
-    RESULTS_FILE.write_text(content)
+    write_section(section, SECTION_START, SECTION_END)
 
 
 def main() -> None:

@@ -71,6 +71,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from results_file import RESULTS_FILE, write_section  # noqa: E402
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine  # noqa: E402
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer  # noqa: E402
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow  # noqa: E402
@@ -91,7 +92,7 @@ SCHEME_CODE = "CWI"
 PROCESS_ID = "application"
 TASKS_PER_CASE = 10
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-RESULTS_FILE = Path(__file__).resolve().parent / "RESULTS.md"
+
 SECTION_START = "<!-- bench:engine_throughput:start -->"
 SECTION_END = "<!-- bench:engine_throughput:end -->"
 
@@ -596,19 +597,7 @@ def markdown_section(
 
 
 def write_results(section: str) -> None:
-    header = (
-        "# Benchmark results\n\n"
-        "One section per benchmark in `bench/`; each section is replaced when its benchmark is\n"
-        "run again with `--write-results`.\n"
-    )
-    content = RESULTS_FILE.read_text() if RESULTS_FILE.exists() else header
-    if SECTION_START in content and SECTION_END in content:
-        before, rest = content.split(SECTION_START, 1)
-        after = rest.split(SECTION_END, 1)[1].lstrip("\n")
-        content = before + section + ("\n" + after if after else "")
-    else:
-        content = content.rstrip("\n") + "\n\n" + section
-    RESULTS_FILE.write_text(content)
+    write_section(section, SECTION_START, SECTION_END)
 
 
 def main() -> None:

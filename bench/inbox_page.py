@@ -37,6 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import sqlalchemy  # noqa: E402
+from results_file import RESULTS_FILE, write_section  # noqa: E402
 from sqlalchemy import insert, select  # noqa: E402
 
 from engine import Engine  # noqa: E402
@@ -45,7 +46,6 @@ from engine.demo import DEMO_PASSWORD, load_demo  # noqa: E402
 from engine.models import Base, Case, HumanTask, ModelVersion, Person, Scheme  # noqa: E402
 from web import create_app  # noqa: E402
 
-RESULTS_FILE = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION_START = "<!-- bench:inbox_page:start -->"
 SECTION_END = "<!-- bench:inbox_page:end -->"
 NOW = datetime(2026, 3, 2, 9, 0, 0)
@@ -202,19 +202,7 @@ def _version(name: str) -> str:
 
 
 def write_results(section: str) -> None:
-    header = (
-        "# Benchmark results\n\n"
-        "One section per benchmark in `bench/`; each section is replaced when its benchmark is\n"
-        "run again with `--write-results`.\n"
-    )
-    content = RESULTS_FILE.read_text() if RESULTS_FILE.exists() else header
-    if SECTION_START in content and SECTION_END in content:
-        before, rest = content.split(SECTION_START, 1)
-        after = rest.split(SECTION_END, 1)[1].lstrip("\n")
-        content = before + section + ("\n" + after if after else "")
-    else:
-        content = content.rstrip("\n") + "\n\n" + section
-    RESULTS_FILE.write_text(content)
+    write_section(section, SECTION_START, SECTION_END)
 
 
 def main() -> None:
