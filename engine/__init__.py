@@ -35,6 +35,7 @@ from .models import Case, HumanTask, ModelVersion, Person, Scheme, User
 from .runtime.runner import LiveWorkflows
 from .runtime.sandbox import RestrictedEnvironment
 from .runtime.serializer import StateSerializer
+from .settings import Settings
 from .unit_of_work import UnitOfWork
 
 __all__ = [
@@ -67,10 +68,12 @@ class Engine:
         forms_dir: Path = FORMS_DIR,
         sql_engine: SqlEngine | None = None,
         live_workflow_capacity: int = 2000,
+        settings: Settings | None = None,
     ):
         self.db = sql_engine or make_engine(database_url)
         self.sessions: sessionmaker[Session] = make_session_factory(self.db)
         self.clock = clock or Clock()
+        self.settings = settings or Settings.from_env()
         self.serializer = StateSerializer()
         self.catalog = ModelCatalog(self.serializer, bpmn_dir)
         self.forms = FormRegistry(forms_dir)
@@ -157,7 +160,11 @@ class Engine:
         with self._recording_refusals():
             with self.unit_of_work() as uow:
                 return cases.assign_task(
-                    uow, task_id, cases.find_user(uow, manager), cases.find_user(uow, assignee)
+                    uow,
+                    task_id,
+                    cases.find_user(uow, manager),
+                    cases.find_user(uow, assignee),
+                    self.settings.base_url,
                 )
 
     def submit_model_for_review(self, version_id: int, username: str) -> ModelVersion:
@@ -202,6 +209,22 @@ class Engine:
     def retry_case(self, case_id: int, username: str) -> Case:
         with self.unit_of_work() as uow:
             return cases.retry_case(self, uow, case_id, cases.find_user(uow, username))
+
+    # -- certificates and background work ---------------------------------------------------
+
+    def request_suspension(self, certificate_number: str, username: str, reasons: str) -> int:
+        """Open a suspension case (decision on suspend / reduce scope / withdraw); its id."""
+        from .lifecycle import request_suspension
+
+        with self.unit_of_work() as uow:
+            user = cases.find_user(uow, username)
+            return request_suspension(self, uow, user, certificate_number, reasons).id
+
+    def retry_incident(self, incident_id: int, username: str) -> dict[str, int]:
+        """Resolve a job's incident and run the job again now."""
+        from .incidents import retry
+
+        return retry(self, incident_id, username)
 
     # -- queries --------------------------------------------------------------------------
 

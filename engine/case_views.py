@@ -15,6 +15,7 @@ from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
 from .errors import NotFoundError
+from .incidents import open_incidents
 from .models import (
     OVERSIGHT_ROLES,
     AuditEvent,
@@ -24,6 +25,7 @@ from .models import (
     CertificateStatusChange,
     Document,
     HumanTask,
+    Incident,
     ModelVersion,
     Person,
     Scheme,
@@ -74,6 +76,13 @@ APPLICANT_VISIBLE_ACTIONS = (
     "case_completed",
     "appeal_lodged",
     "complaint_lodged",
+    "certificate_suspended",
+    "certificate_reinstated",
+    "certificate_withdrawn",
+    "certificate_scope_reduced",
+    "certificate_expired",
+    "certificate_renewed",
+    "certificate_surveillance_passed",
 )
 
 
@@ -100,6 +109,8 @@ class CaseDetail:
     certificates: list[Certificate]
     links: list[tuple[str, int]] = field(default_factory=list)
     completed_by: dict[int, str] = field(default_factory=dict)
+    # Jobs that failed on this case and wait for a retry (staff only).
+    incidents: list[Incident] = field(default_factory=list)
 
 
 def case_detail(session: Session, user: User, case_id: int) -> CaseDetail:
@@ -147,10 +158,15 @@ def case_detail(session: Session, user: User, case_id: int) -> CaseDetail:
             )
         ),
         certificates=list(
-            session.scalars(select(Certificate).where(Certificate.case_id == case.id))
+            session.scalars(
+                select(Certificate)
+                .where(or_(Certificate.case_id == case.id, Certificate.id == case.certificate_id))
+                .order_by(Certificate.id)
+            )
         ),
         links=links,
         completed_by=names,
+        incidents=open_incidents(session, case_id=case.id) if user.is_staff else [],
     )
 
 

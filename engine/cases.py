@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, joinedload
 from . import assignment, impartiality
 from .errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
 from .models import Case, CaseLink, HumanTask, Person, Scheme, User
+from .notifications import notify_assigned
 from .runtime.runner import CaseRun
 from .system_actions import system_actions_for
 from .unit_of_work import UnitOfWork
@@ -124,6 +125,7 @@ def start_case(
     scheme: Scheme | None,
     data: dict[str, Any] | None = None,
     links: dict[str, int] | None = None,
+    certificate_id: int | None = None,
 ) -> tuple[Case, CaseRun]:
     """Start a case; `links` ({kind: case id}, e.g. {"appeals": 12}) exist before its first
     step, so impartiality rules reaching linked cases apply from the first task on."""
@@ -137,6 +139,7 @@ def start_case(
         subprocess_versions={k: v for k, v in versions.items() if k != process_id},
         person_id=person.id if person else None,
         scheme_id=scheme.id if scheme else None,
+        certificate_id=certificate_id,
         status="running",
         state="{}",
         started_by_id=actor.id if actor else None,
@@ -157,7 +160,15 @@ def start_case(
     script_engine = CaseRun.script_engine(engine.script_environment, {})
     workflow = CaseRun.new_workflow(bundle, script_engine, start_data)
     run = CaseRun(
-        session, case, bundle, workflow, engine.serializer, uow.audit, uow.now, actor_name
+        session,
+        case,
+        bundle,
+        workflow,
+        engine.serializer,
+        uow.audit,
+        uow.now,
+        actor_name,
+        engine.settings,
     )
     script_engine.system_actions = system_actions_for(engine, uow, run)
     keep_after_commit(engine, uow, case, workflow)
@@ -196,7 +207,17 @@ def load_run(
         )
     else:
         workflow.script_engine = script_engine
-    run = CaseRun(uow.session, case, bundle, workflow, engine.serializer, uow.audit, uow.now, actor)
+    run = CaseRun(
+        uow.session,
+        case,
+        bundle,
+        workflow,
+        engine.serializer,
+        uow.audit,
+        uow.now,
+        actor,
+        engine.settings,
+    )
     script_engine.system_actions = system_actions_for(engine, uow, run)
     if for_change:
         keep_after_commit(engine, uow, case, workflow)
@@ -326,8 +347,11 @@ def claim_task(uow: UnitOfWork, task_id: int, user: User) -> HumanTask:
     return task
 
 
-def assign_task(uow: UnitOfWork, task_id: int, manager: User, assignee: User) -> HumanTask:
-    """A manager gives an open task to a staff member, who must be eligible for it."""
+def assign_task(
+    uow: UnitOfWork, task_id: int, manager: User, assignee: User, base_url: str = ""
+) -> HumanTask:
+    """A manager gives an open task to a staff member, who must be eligible for it; the
+    assignee is told by e-mail."""
     if not (manager.role_names & {"manager", "admin"}):
         raise PermissionDenied("only a manager can assign tasks to others")
     task, case = open_task(uow, task_id)
@@ -347,6 +371,7 @@ def assign_task(uow: UnitOfWork, task_id: int, manager: User, assignee: User) ->
         before={"assignee_id": previous},
         after={"assignee": assignee.username},
     )
+    notify_assigned(uow.session, uow.now, task, assignee, base_url)
     return task
 
 

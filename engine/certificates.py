@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from .audit import AuditLog
 from .models import Case, Certificate, CertificateSequence, CertificateStatusChange, Person, Scheme
+from .notifications import notify_person
 
 
 def add_months(start: date, months: int) -> date:
@@ -73,9 +74,13 @@ def issue_certificate(
     )
     session.add(certificate)
     session.flush()
+    from .certificate_lifecycle import schedule
+
+    schedule(certificate, scheme, after=effective)
     session.add(
         CertificateStatusChange(
             certificate_id=certificate.id,
+            event="issued",
             from_status=None,
             to_status="active",
             reason="certification granted",
@@ -91,12 +96,25 @@ def issue_certificate(
         case_id=case.id,
         after=certificate_summary(certificate),
     )
+    notify_person(
+        session,
+        now,
+        person,
+        "certificate_issued",
+        f"Your certificate {certificate.number} has been issued",
+        f"Dear {person.full_name},\n\nyou are certified: {scheme.name} "
+        f"({scheme.code} v{scheme.version}), certificate {certificate.number}, valid from "
+        f"{certificate.effective_on:%d %b %Y} until {certificate.expires_on:%d %b %Y}.\n",
+        case_id=case.id,
+        certificate_id=certificate.id,
+    )
     return certificate
 
 
 def certificate_summary(certificate: Certificate) -> dict[str, str]:
     return {
         "number": certificate.number,
+        "scope": certificate.scope,
         "scheme": certificate.scheme_code,
         "scheme_version": certificate.scheme_version,
         "status": certificate.status,

@@ -91,31 +91,41 @@ def load_demo(uow: UnitOfWork) -> dict[str, int]:
             session.add(user)
             counts["staff"] += 1
     _sign_commitments(uow, session)
-    for username, given, family, email, born in APPLICANTS:
-        if _user(session, username) is None:
-            person = Person(
-                given_name=given,
-                family_name=family,
-                email=email,
-                date_of_birth=born,
-                created_at=uow.now,
-            )
-            session.add(person)
-            session.flush()
-            user = User(
-                username=username,
-                display_name=f"{given} {family}",
-                email=email,
-                password_hash=password,
-                person_id=person.id,
-                created_at=uow.now,
-            )
-            user.roles = [UserRole(role="applicant")]
-            session.add(user)
-            counts["applicants"] += 1
+    counts["applicants"] = add_applicants(uow, APPLICANTS, password)
     if any(counts.values()):
         uow.audit.record(uow.now, "system", "demo_loaded", "demo data loaded", after=counts)
     return counts
+
+
+def add_applicants(uow: UnitOfWork, applicants, password: str) -> int:
+    """Applicants with their own accounts (username, given, family, e-mail, born); returns
+    how many were new."""
+    session = uow.session
+    added = 0
+    for username, given, family, email, born in applicants:
+        if _user(session, username) is not None:
+            continue
+        person = Person(
+            given_name=given,
+            family_name=family,
+            email=email,
+            date_of_birth=born,
+            created_at=uow.now,
+        )
+        session.add(person)
+        session.flush()
+        user = User(
+            username=username,
+            display_name=f"{given} {family}",
+            email=email,
+            password_hash=password,
+            person_id=person.id,
+            created_at=uow.now,
+        )
+        user.roles = [UserRole(role="applicant")]
+        session.add(user)
+        added += 1
+    return added
 
 
 def _sign_commitments(uow: UnitOfWork, session: Session) -> None:
@@ -151,38 +161,55 @@ DEMO_CASES = [
 def load_demo_cases(engine) -> int:
     """Start the demo applicants' cases and drive each to its step (only on an empty system)."""
     from .models import Case
-    from .simulation import HAPPY_PATH, valid_form_data
 
     with engine.sessions() as session:
         if session.scalar(select(Case.id).limit(1)) is not None:
             return 0
-    staff = {
-        "clerk": "clerk",
-        "reviewer": "reviewer",
-        "invigilator": "invigilator",
-        "decision_maker": "decider",
-    }
     for username, scheme, stop_at, examiner in DEMO_CASES:
         applicant = engine.user(username)
         case = engine.start_case(
             "application", actor=username, person_id=applicant.person_id, scheme_code=scheme
         )
-        while True:
-            ready = engine.ready_tasks(case.case_id)
-            if not ready or any(t.task_spec_id == stop_at for t in ready):
-                break
-            for task in ready:
-                overrides = dict(HAPPY_PATH.get(task.form, {}))
-                if task.form == "examiner_assignment":
-                    overrides["examiner"] = examiner
-                performer = (
-                    username
-                    if task.role == "applicant"
-                    else (task.candidates or [staff.get(task.role)])[0]
-                )
-                engine.complete(
-                    task.id,
-                    performer,
-                    valid_form_data(engine.forms.get(task.form).schema, overrides),
-                )
+        drive_case(engine, case.case_id, username, stop_at, {"examiner": examiner})
     return len(DEMO_CASES)
+
+
+# Who does each kind of step in the demo stories.
+DEMO_STAFF = {
+    "clerk": "clerk",
+    "reviewer": "reviewer",
+    "invigilator": "invigilator",
+    "decision_maker": "decider",
+    "manager": "manager",
+}
+
+
+def drive_case(
+    engine,
+    case_id: int,
+    holder: str,
+    stop_at: str | None = None,
+    overrides: dict | None = None,
+    staff: dict[str, str] | None = None,
+) -> None:
+    """Complete the case's steps on the happy path (with `overrides` for form fields), the
+    holder's steps as `holder`, until `stop_at` is ready or the case waits for nobody."""
+    from .simulation import HAPPY_PATH, valid_form_data
+
+    staff = {**DEMO_STAFF, **(staff or {})}
+    while True:
+        ready = engine.ready_tasks(case_id)
+        if not ready or any(t.task_spec_id == stop_at for t in ready):
+            return
+        for task in ready:
+            values = dict(HAPPY_PATH.get(task.form, {}))
+            schema = engine.forms.get(task.form).schema
+            values.update(
+                {k: v for k, v in (overrides or {}).items() if k in schema.get("properties", {})}
+            )
+            performer = (
+                holder
+                if task.role == "applicant"
+                else (task.candidates or [staff.get(task.role)])[0]
+            )
+            engine.complete(task.id, performer, valid_form_data(schema, values))

@@ -111,6 +111,10 @@ def lint_model(
             add("warning", tid, "user task has no 'due' duration; it can never be overdue")
         elif not is_valid_duration(props.due):
             add("error", tid, f"due '{props.due}' is not an ISO 8601 duration such as P10D")
+        for name in ("remind_before", "escalate_after"):
+            value = getattr(props, name)
+            if value and not is_valid_duration(value):
+                add("error", tid, f"{name} '{value}' is not an ISO 8601 duration such as P2D")
         for rule in props.sod:
             if rule not in RULE_IDS:
                 add(

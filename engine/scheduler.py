@@ -12,13 +12,26 @@ from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from .lifecycle import expire_certificates, open_due_recertifications, start_due_surveillance
+from .notifications import send_notifications
+from .service_levels import escalate_overdue_tasks, mark_overdue_tasks, send_task_reminders
 from .timers import fire_due_timers
 
 if TYPE_CHECKING:
     from . import Engine
 
-# name -> job(engine) returning how many things it did in one pass.
-JOBS: dict[str, Callable[[Engine], int]] = {"fire_due_timers": fire_due_timers}
+# name -> job(engine) returning how many things it did in one pass; run in this order, so
+# that the messages a pass writes go out in the same pass.
+JOBS: dict[str, Callable[[Engine], int]] = {
+    "fire_due_timers": fire_due_timers,
+    "expire_certificates": expire_certificates,
+    "start_due_surveillance": start_due_surveillance,
+    "open_due_recertifications": open_due_recertifications,
+    "send_task_reminders": send_task_reminders,
+    "mark_overdue_tasks": mark_overdue_tasks,
+    "escalate_overdue_tasks": escalate_overdue_tasks,
+    "send_notifications": send_notifications,
+}
 
 
 def run_jobs_until_idle(
@@ -39,16 +52,17 @@ def run_jobs_until_idle(
 
 
 def start_scheduler(engine: Engine, interval_seconds: int = 5) -> BackgroundScheduler:
+    """Run every job, one after the other as a worker does, every `interval_seconds` in a
+    background thread (one run at a time: a slow pass delays the next, never overlaps it)."""
     scheduler = BackgroundScheduler(timezone="UTC")
-    for name, job in JOBS.items():
-        scheduler.add_job(
-            job,
-            "interval",
-            seconds=interval_seconds,
-            args=[engine],
-            id=name,
-            max_instances=1,
-            coalesce=True,
-        )
+    scheduler.add_job(
+        run_jobs_until_idle,
+        "interval",
+        seconds=interval_seconds,
+        args=[engine],
+        id="certrail_jobs",
+        max_instances=1,
+        coalesce=True,
+    )
     scheduler.start()
     return scheduler

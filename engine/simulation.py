@@ -26,6 +26,22 @@ HAPPY_PATH: dict[str, dict[str, Any]] = {
     "practical_score": {"practical_score": 80},
     "file_review": {"file_review_recommendation": "grant"},
     "certification_decision": {"certification_decision": "grant"},
+    "surveillance_declaration": {
+        "surveillance_continued_practice": True,
+        "complaints_received": False,
+    },
+    "surveillance_review": {"surveillance_outcome": "satisfactory"},
+    "recertification_evidence": {
+        "recertification_continued_practice": True,
+        "reexamination_requested": False,
+    },
+    "recertification_review": {
+        "requirements_met": True,
+        "recertification_recommendation": "renew",
+    },
+    "recertification_decision": {"recertification_decision": "renew"},
+    "suspension_decision": {"suspension_action": "suspend"},
+    "reinstatement_decision": {"reinstatement_decision": "reinstate"},
 }
 
 

@@ -12,9 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from . import certificate_lifecycle as lifecycle_ops
+from .certificate_lifecycle import LifecycleChange
 from .certificates import certificate_summary, issue_certificate
 from .errors import ConflictError
-from .models import Case, CaseLink, Person, Scheme
+from .models import Case, CaseLink, Certificate, Person, Scheme, User
+from .notifications import notify_person
 
 if TYPE_CHECKING:
     from SpiffWorkflow.task import Task
@@ -28,6 +31,14 @@ SYSTEM_OPERATIONS = (
     "issue_refusal_letter",
     "notify_applicant",
     "reopen_decision",
+    "record_surveillance",
+    "start_suspension",
+    "suspend_certificate",
+    "reinstate_certificate",
+    "withdraw_certificate",
+    "reduce_certificate_scope",
+    "expire_certificate",
+    "renew_certificate",
 )
 
 
@@ -61,6 +72,7 @@ def system_actions_for(engine: Engine, uow: UnitOfWork, run: CaseRun) -> dict[st
     def notify(task: Task, params: dict[str, Any]) -> dict[str, Any]:
         step = task.task_spec.bpmn_name or task.task_spec.bpmn_id
         reasons = str(params.get("reasons") or "").strip()
+        subject = str(params.get("subject") or "").strip() or step
         uow.audit.record(
             uow.now,
             "system",
@@ -69,6 +81,20 @@ def system_actions_for(engine: Engine, uow: UnitOfWork, run: CaseRun) -> dict[st
             case_id=case.id,
             after={"reasons": reasons} if reasons else None,
         )
+        person = uow.session.get(Person, case.person_id) if case.person_id else None
+        if person is not None:
+            notify_person(
+                uow.session,
+                uow.now,
+                person,
+                "applicant_notice",
+                subject,
+                f"Dear {person.full_name},\n\n{subject}."
+                + (f"\n{reasons}" if reasons else "")
+                + f"\n\nYour case: {engine.settings.base_url}/portal/cases/{case.id}\n",
+                case_id=case.id,
+                certificate_id=case.certificate_id,
+            )
         notice = {"sent_at": uow.now.isoformat(), "subject": step}
         if reasons:
             notice["reasons"] = reasons
@@ -112,9 +138,84 @@ def system_actions_for(engine: Engine, uow: UnitOfWork, run: CaseRun) -> dict[st
         )
         return {"case_id": reopened.id, "reopens": appealed.id}
 
+    def certificate() -> Certificate:
+        found = (
+            uow.session.get(Certificate, case.certificate_id, with_for_update=True)
+            if case.certificate_id is not None
+            else None
+        )
+        if found is None:
+            raise ConflictError("this step needs a case about a certificate")
+        return found
+
+    def change() -> LifecycleChange:
+        actor = uow.session.scalars(select(User).where(User.username == run.actor)).first()
+        return LifecycleChange(
+            uow.session, uow.audit, uow.now, run.actor, actor.id if actor else None, case.id
+        )
+
+    def reasons_of(params: dict[str, Any], default: str) -> str:
+        return str(params.get("reasons") or "").strip() or default
+
+    def lifecycle(operation, default_reason: str):
+        def act(task: Task, params: dict[str, Any]) -> dict[str, Any]:
+            held = certificate()
+            operation(change(), held, reasons_of(params, default_reason))
+            return certificate_summary(held)
+
+        return act
+
+    def reduce(task: Task, params: dict[str, Any]) -> dict[str, Any]:
+        held = certificate()
+        lifecycle_ops.reduce_scope(
+            change(), held, str(params.get("scope") or ""), reasons_of(params, "scope reduced")
+        )
+        return certificate_summary(held)
+
+    def expire(task: Task, params: dict[str, Any]) -> dict[str, Any]:
+        held = certificate()
+        lifecycle_ops.expire(change(), held, reasons_of(params, "validity period ended"))
+        return certificate_summary(held)
+
+    def renew(task: Task, params: dict[str, Any]) -> dict[str, Any]:
+        held = certificate()
+        scheme = uow.session.get(Scheme, held.scheme_id)
+        lifecycle_ops.renew(change(), held, scheme, reasons_of(params, "recertification granted"))
+        return certificate_summary(held)
+
+    def start_suspension(task: Task, params: dict[str, Any]) -> dict[str, Any]:
+        """A surveillance (or other lifecycle) case asks for a decision on suspension: a new
+        `suspension` case about the same certificate, linked to this one."""
+        from .lifecycle import start_lifecycle_case
+
+        held = certificate()
+        reasons = reasons_of(params, f"raised by case {case.id}")
+        started = start_lifecycle_case(
+            engine, uow, "suspension", held, data={"suspension_request": reasons}, follows=case
+        )
+        uow.audit.record(
+            uow.now,
+            "system",
+            "suspension_requested",
+            f"suspension of certificate {held.number} to be decided in case {started.id}: {reasons}",
+            case_id=case.id,
+            after={"suspension_case_id": started.id, "reasons": reasons},
+        )
+        return {"case_id": started.id, "reasons": reasons}
+
     return {
         "issue_certificate": issue,
         "issue_refusal_letter": refusal_letter,
         "notify_applicant": notify,
         "reopen_decision": reopen_decision,
+        "record_surveillance": lifecycle(
+            lifecycle_ops.record_surveillance, "surveillance declaration accepted"
+        ),
+        "start_suspension": start_suspension,
+        "suspend_certificate": lifecycle(lifecycle_ops.suspend, "suspended"),
+        "reinstate_certificate": lifecycle(lifecycle_ops.reinstate, "cause of suspension remedied"),
+        "withdraw_certificate": lifecycle(lifecycle_ops.withdraw, "withdrawn"),
+        "reduce_certificate_scope": reduce,
+        "expire_certificate": expire,
+        "renew_certificate": renew,
     }

@@ -10,7 +10,8 @@ left alone. So every timer fires exactly once, however many workers run.
 
 The case is advanced and the timer row updated in the same transaction; a worker that dies
 half-way loses nothing (the transaction rolls back and the timer is still due). A failure on one
-case is recorded on that timer (status 'failed', `last_error`) and the job goes on with the others.
+case is recorded on that timer (status 'failed', `last_error`) and as an incident staff can retry
+(engine/incidents.py); the job goes on with the others.
 """
 
 from __future__ import annotations
@@ -22,12 +23,17 @@ from sqlalchemy import select
 
 from . import cases
 from .errors import ConflictError
+from .incidents import record_incident
 from .models import Case, Timer
 
 if TYPE_CHECKING:
     from . import Engine
 
 log = logging.getLogger(__name__)
+
+
+class TimerStuck(RuntimeError):
+    """The workflow did not fire a timer its row says is due: the two disagree."""
 
 
 def fire_due_timers(engine: Engine, limit: int = 100) -> int:
@@ -55,7 +61,8 @@ def _fire_one(engine: Engine) -> int | None:
         query = (
             select(Timer)
             .join(Case, Case.id == Timer.case_id)
-            .where(Timer.status == "waiting", Timer.fire_at <= uow.now)
+            # Strictly after: SpiffWorkflow fires a timer once its moment has passed.
+            .where(Timer.status == "waiting", Timer.fire_at < uow.now)
             .order_by(Timer.fire_at, Timer.id)
             .limit(1)
         )
@@ -69,13 +76,16 @@ def _fire_one(engine: Engine) -> int | None:
         # Read the timer again under the case lock: whoever held the case before may have
         # fired or cancelled it (and committed) after our claiming query took its snapshot.
         timer = uow.session.get(Timer, timer_id, populate_existing=True)
-        if timer is None or timer.status != "waiting" or timer.fire_at > uow.now:
+        if timer is None or timer.status != "waiting" or timer.fire_at >= uow.now:
             log.debug("timer %s of case %s was already handled", timer_id, case_id)
             return 0
         try:
             run = cases.load_run(engine, uow, case, "scheduler")
             run.advance()
             run.persist()
+            uow.session.flush()
+            if timer.status == "waiting" and timer.fire_at < uow.now:
+                raise TimerStuck(f"timer {spec_id} was due at {timer.fire_at} but did not fire")
         except Exception as exc:  # noqa: BLE001 - one broken case must not stop the others
             log.exception("timer %s (%s) of case %s failed", timer_id, spec_id, case_id)
             uow.restart()  # this also gave up the case lock: take it again
@@ -85,6 +95,7 @@ def _fire_one(engine: Engine) -> int | None:
                 return 0
             failed.status = "failed"
             failed.last_error = f"{type(exc).__name__}: {exc}"
+            record_incident(uow, "fire_due_timers", exc, case_id=case_id, timer_id=timer_id)
             return 1
     log.info("fired timer %s (%s) of case %s as of %s", timer_id, spec_id, case_id, uow.now)
     return 1

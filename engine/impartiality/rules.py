@@ -56,10 +56,11 @@ def rules_of(task: HumanTask, policy: Policy) -> tuple[str, ...]:
     return policy.rules_for(task.task_spec_id, _split(task.sod_rules))
 
 
-def linked_case_ids(session: Session, case_id: int) -> list[int]:
-    return list(
-        session.scalars(select(CaseLink.to_case_id).where(CaseLink.from_case_id == case_id))
-    )
+def linked_case_ids(session: Session, case_id: int, kind: str | None = None) -> list[int]:
+    query = select(CaseLink.to_case_id).where(CaseLink.from_case_id == case_id)
+    if kind is not None:
+        query = query.where(CaseLink.kind == kind)
+    return list(session.scalars(query))
 
 
 def _when(value: datetime | None) -> str:
@@ -96,8 +97,10 @@ def performer_bars(
             ("here", and_(HumanTask.case_id.in_(linked), HumanTask.task_spec_id.in_(excluded_here)))
         )
         # A decision re-opened by an upheld appeal is never taken by the original deciders.
-        redecided = HumanTask.task_spec_id.in_(policy.decision_tasks)
-        wanted.append(("appeal", and_(HumanTask.case_id.in_(linked), redecided)))
+        reopened = linked_case_ids(session, case.id, kind="reopens")
+        if reopened:
+            redecided = HumanTask.task_spec_id.in_(policy.decision_tasks)
+            wanted.append(("appeal", and_(HumanTask.case_id.in_(reopened), redecided)))
     if not wanted:
         return {}
     bars: dict[int, list[Bar]] = {}

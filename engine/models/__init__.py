@@ -3,9 +3,15 @@
 from .audit import AuditChainHead, AuditEvent
 from .base import Base
 from .cases import Case, CaseLink
-from .certificates import Certificate, CertificateSequence, CertificateStatusChange
+from .certificates import (
+    HELD_STATUSES,
+    Certificate,
+    CertificateSequence,
+    CertificateStatusChange,
+)
 from .documents import Document
 from .impartiality import RELATIONSHIPS, Commitment, ConflictOfInterest, TaskBar
+from .operations import Incident, Notification
 from .people import OVERSIGHT_ROLES, ROLES, STAFF_ROLES, ApiToken, Person, User, UserRole
 from .process_models import ModelVersion
 from .schemes import Scheme
@@ -29,7 +35,10 @@ __all__ = [
     "Certificate",
     "CertificateSequence",
     "CertificateStatusChange",
+    "HELD_STATUSES",
     "HumanTask",
+    "Incident",
+    "Notification",
     "ModelVersion",
     "Person",
     "Scheme",

@@ -33,6 +33,11 @@ class Case(Base):
     subprocess_versions: Mapped[dict[str, Any]] = mapped_column(default=dict)
     person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
     scheme_id: Mapped[int | None] = mapped_column(ForeignKey("schemes.id"), index=True)
+    # The certificate a surveillance, recertification or suspension case is about.
+    # (Created after both tables: certificates also point at the case that issued them.)
+    certificate_id: Mapped[int | None] = mapped_column(
+        ForeignKey("certificates.id", use_alter=True), index=True
+    )
     status: Mapped[str] = mapped_column(String(20), default="running")
     error_message: Mapped[str | None] = mapped_column(Text)
     error_element: Mapped[str | None] = mapped_column(String(200))

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import JSON, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
 
 CERTIFICATE_STATUSES = ("active", "suspended", "withdrawn", "expired", "reduced")
+# Statuses in which a certificate is still held (surveillance and recertification go on).
+HELD_STATUSES = ("active", "reduced", "suspended")
+CERTIFICATE_EVENTS = (
+    "issued",
+    "suspended",
+    "reinstated",
+    "withdrawn",
+    "scope_reduced",
+    "expired",
+    "renewed",
+    "surveillance_passed",
+)
 
 
 class Certificate(Base):
@@ -27,16 +40,25 @@ class Certificate(Base):
     effective_on: Mapped[date]
     expires_on: Mapped[date] = mapped_column(index=True)
     status: Mapped[str] = mapped_column(String(20), default="active", index=True)
+    # Work the lifecycle jobs start when its date comes; None once started (or not due).
+    next_surveillance_on: Mapped[date | None] = mapped_column(index=True)
+    recertification_opens_on: Mapped[date | None] = mapped_column(index=True)
+    last_surveillance_on: Mapped[date | None]
+    renewed_count: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class CertificateStatusChange(Base):
+    """One entry of a certificate's history: a status change, a renewal, a passed surveillance."""
+
     __tablename__ = "certificate_status_changes"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), index=True)
+    event: Mapped[str] = mapped_column(String(30), default="issued", server_default="issued")
     from_status: Mapped[str | None] = mapped_column(String(20))
     to_status: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     changed_at: Mapped[datetime]
     changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))

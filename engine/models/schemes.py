@@ -24,6 +24,12 @@ class Scheme(Base):
     pass_mark: Mapped[int] = mapped_column(default=70)
     validity_months: Mapped[int]
     surveillance_months: Mapped[int] = mapped_column(default=12)
+    # Days the certified person has to make a surveillance declaration once it is asked for.
+    declaration_days: Mapped[int] = mapped_column(default=30, server_default="30")
+    # Days before expiry at which the recertification case opens.
+    recertification_window_days: Mapped[int] = mapped_column(default=90, server_default="90")
+    # Days a suspended holder has to remedy the cause before the certificate is withdrawn.
+    remedy_days: Mapped[int] = mapped_column(default=60, server_default="60")
     recertification: Mapped[dict[str, Any]] = mapped_column(default=dict)
     active: Mapped[bool] = mapped_column(default=True)
 
@@ -38,4 +44,7 @@ class Scheme(Base):
             "pass_mark": self.pass_mark,
             "validity_months": self.validity_months,
             "surveillance_months": self.surveillance_months,
+            "declaration_days": self.declaration_days,
+            "recertification_window_days": self.recertification_window_days,
+            "remedy_days": self.remedy_days,
         }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
@@ -22,6 +22,26 @@ class HumanTask(Base):
         Index("ix_human_tasks_assignee_status", "assignee_id", "status"),
         Index("ix_human_tasks_completed_by", "completed_by_id", "completed_at"),
         Index("ix_human_tasks_case_status", "case_id", "status"),
+        Index("ix_human_tasks_status_due", "status", "due_at"),
+        # What the service-level jobs look for: open tasks whose moment has not been acted on.
+        Index(
+            "ix_human_tasks_reminder_pending",
+            "remind_at",
+            postgresql_where=text("status = 'ready' AND reminded_at IS NULL"),
+            sqlite_where=text("status = 'ready' AND reminded_at IS NULL"),
+        ),
+        Index(
+            "ix_human_tasks_overdue_pending",
+            "due_at",
+            postgresql_where=text("status = 'ready' AND overdue_at IS NULL"),
+            sqlite_where=text("status = 'ready' AND overdue_at IS NULL"),
+        ),
+        Index(
+            "ix_human_tasks_escalation_pending",
+            "escalate_at",
+            postgresql_where=text("status = 'ready' AND escalated_at IS NULL"),
+            sqlite_where=text("status = 'ready' AND escalated_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -49,6 +69,13 @@ class HumanTask(Base):
     excluded_performers_of: Mapped[str | None] = mapped_column(String(500))
     # Set when auto-assignment found nobody eligible ("no eligible assignee").
     assignment_flag: Mapped[str | None] = mapped_column(String(200))
+    # Service levels, fixed when the task becomes ready: a reminder before due_at, an
+    # escalation after it; and when the jobs acted on each (at most once).
+    remind_at: Mapped[datetime | None]
+    escalate_at: Mapped[datetime | None]
+    reminded_at: Mapped[datetime | None]
+    overdue_at: Mapped[datetime | None]
+    escalated_at: Mapped[datetime | None]
 
 
 class Timer(Base):

@@ -27,9 +27,11 @@ from ..audit import AuditLog
 from ..catalog import SpecBundle
 from ..impartiality.candidates import auto_assign
 from ..models import Case, HumanTask, Timer, User
+from ..notifications import notify_assigned
+from ..service_levels import task_deadlines
+from ..settings import Settings
 from .sandbox import CertrailScriptEngine, RestrictedEnvironment, SandboxViolation
 from .serializer import StateSerializer
-from .specs import due_at
 from .timer_clock import timers_as_of
 
 SystemAction = Callable[[Task, dict[str, Any]], dict[str, Any]]
@@ -46,7 +48,9 @@ class CaseRun:
         audit: AuditLog,
         now: datetime,
         actor: str,
+        settings: Settings | None = None,
     ):
+        self.settings = settings or Settings()
         self.session = session
         self.case = case
         self.bundle = bundle
@@ -174,6 +178,7 @@ class CaseRun:
             if task_uuid in existing:
                 continue
             props = self.bundle.task_properties(task.task_spec)
+            deadlines = task_deadlines(self.now, props, self.settings)
             row = HumanTask(
                 case_id=self.case.id,
                 task_uuid=task_uuid,
@@ -185,7 +190,9 @@ class CaseRun:
                 instructions=props.instructions,
                 status="ready",
                 created_at=self.now,
-                due_at=due_at(self.now, props.due),
+                due_at=deadlines.due_at,
+                remind_at=deadlines.remind_at,
+                escalate_at=deadlines.escalate_at,
                 assignee_id=None,
                 candidates=None,
                 sod_rules=",".join(props.sod) or None,
@@ -219,7 +226,9 @@ class CaseRun:
             if props.assignee_from:
                 self._assign_named_user(row, task.data.get(props.assignee_from))
             elif props.auto_assign:
-                auto_assign(self.session, row, self.case, self.now, self.audit, self.actor)
+                chosen = auto_assign(self.session, row, self.case, self.now, self.audit, self.actor)
+                if chosen is not None:
+                    notify_assigned(self.session, self.now, row, chosen, self.settings.base_url)
         return [row for row, _props, _task in created]
 
     def _assign_named_user(self, row: HumanTask, username: Any) -> None:
@@ -259,6 +268,7 @@ class CaseRun:
             task_id=row.id,
             after={"assignee": user.username},
         )
+        notify_assigned(self.session, self.now, row, user, self.settings.base_url)
 
     def _sync_timers(self) -> None:
         if not self.bundle.has_timers:

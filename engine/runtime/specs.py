@@ -42,6 +42,10 @@ class TaskProperties:
     exclude_performers_of: tuple[str, ...] = ()
     auto_assign: bool = False
     assignee_from: str | None = None
+    # Service levels: count the days of `due` as business days; when to remind and escalate.
+    due_business_days: bool = False
+    remind_before: str | None = None
+    escalate_after: str | None = None
 
     @classmethod
     def of(cls, task_spec) -> TaskProperties:
@@ -55,9 +59,16 @@ class TaskProperties:
             instructions=props.get("instructions"),
             sod=_split(props.get("sod")),
             exclude_performers_of=_split(props.get("exclude_performers_of")),
-            auto_assign=str(props.get("auto_assign", "")).lower() in ("true", "yes", "1"),
+            auto_assign=_flag(props.get("auto_assign")),
             assignee_from=props.get("assignee_from") or None,
+            due_business_days=_flag(props.get("due_business_days")),
+            remind_before=props.get("remind_before") or None,
+            escalate_after=props.get("escalate_after") or None,
         )
+
+
+def _flag(value: str | None) -> bool:
+    return str(value or "").strip().lower() in ("true", "yes", "1")
 
 
 def _split(value: str | None) -> tuple[str, ...]:

@@ -289,7 +289,7 @@ NS = {
     "dc": "http://www.omg.org/spec/DD/20100524/DC",
     "di": "http://www.omg.org/spec/DD/20100524/DI",
 }
-NEW_MODELS = ("appeal", "complaint")
+NEW_MODELS = ("appeal", "complaint", "surveillance", "recertification", "suspension")
 
 
 def test_appeal_and_complaint_models_lint_clean():

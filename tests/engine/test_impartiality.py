@@ -446,7 +446,12 @@ def test_policy_file_is_validated_when_loaded(tmp_path):
     from engine.errors import ModelError
     from engine.impartiality.policy import POLICY_FILE, load_policy
 
-    assert load_policy(POLICY_FILE).decision_tasks == ("decide_certification",)
+    assert load_policy(POLICY_FILE).decision_tasks == (
+        "decide_certification",
+        "decide_recertification",
+        "decide_suspension",
+        "decide_reinstatement",
+    )
     broken = tmp_path / "policy.json"
     broken.write_text(POLICY_FILE.read_text().replace('"SOD-SELF"', '"SOD-NOPE"'))
     with pytest.raises(ModelError, match="rules_for_every_task"):

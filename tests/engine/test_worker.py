@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -18,11 +20,13 @@ from sqlalchemy import func, select, text
 
 from engine import Engine
 from engine.clock import FixedClock
-from engine.models import Base, HumanTask, Timer
+from engine.models import AuditEvent, Base, Case, HumanTask, Timer
+from engine.scheduler import JOBS
 from tests.conftest import PG_URL, START
 from tests.engine.test_timers import WAITING_MODEL
 
 ROOT = Path(__file__).resolve().parents[2]
+UUID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 LONG_AGO = datetime(2001, 1, 1, 9, 0)  # timers due long before the wall clock: a worker fires them
 
 
@@ -92,14 +96,15 @@ def test_run_once_fires_a_30_day_timer_only_when_now_is_past_it(database, tmp_pa
     early = run(url, "jobs", "run-once", "--now", (START + timedelta(days=29)).isoformat())
     assert early.returncode == 0, early.stderr
     assert early.stdout.startswith("fire_due_timers: 0 as of 2026-03-31T09:00:00")
+    assert "start_due_surveillance: 0" in early.stdout
     assert counts(engine) == ({"waiting": 1}, {})
 
     late = run(url, "jobs", "run-once", "--json", "--now", f"{START + timedelta(days=31)}Z")
     assert late.returncode == 0, late.stderr
-    assert json.loads(late.stdout) == {
-        "now": "2026-04-02T09:00:00",
-        "jobs": {"fire_due_timers": 1},
-    }
+    report = json.loads(late.stdout)
+    assert report["now"] == "2026-04-02T09:00:00"
+    assert report["jobs"]["fire_due_timers"] == 1
+    assert set(report["jobs"]) == set(JOBS)
     assert counts(engine) == ({"fired": 1}, {case_id: 1})
     [task] = engine.ready_tasks(case_id)
     assert task.task_spec_id == "after_wait"
@@ -107,38 +112,83 @@ def test_run_once_fires_a_30_day_timer_only_when_now_is_past_it(database, tmp_pa
     again = run(
         url, "jobs", "run-once", "--json", "--now", (START + timedelta(days=40)).isoformat()
     )
-    assert json.loads(again.stdout)["jobs"] == {"fire_due_timers": 0}
+    assert json.loads(again.stdout)["jobs"]["fire_due_timers"] == 0
     assert counts(engine) == ({"fired": 1}, {case_id: 1})
+
+
+def clone_waiting_cases(engine: Engine, case_id: int, copies: int) -> list[int]:
+    """`copies` more cases in the state of `case_id` (a real case waiting at its timer), each
+    with fresh task ids: thousands of due timers in seconds instead of minutes."""
+    with engine.sessions() as session, session.begin():
+        case = session.get(Case, case_id)
+        timer = session.scalars(select(Timer).where(Timer.case_id == case_id)).one()
+        ids = sorted(set(UUID_PATTERN.findall(case.state)))
+        clones = []
+        for _ in range(copies):
+            fresh = {old: str(uuid.uuid4()) for old in ids}
+            state = UUID_PATTERN.sub(lambda m, fresh=fresh: fresh[m.group(0)], case.state)
+            clone = Case(
+                process_id=case.process_id,
+                model_version_id=case.model_version_id,
+                subprocess_versions=case.subprocess_versions,
+                status="running",
+                state=state,
+                started_at=case.started_at,
+            )
+            session.add(clone)
+            clones.append((clone, fresh[timer.task_uuid]))
+        session.flush()
+        session.add_all(
+            Timer(
+                case_id=clone.id,
+                task_uuid=task_uuid,
+                task_spec_id=timer.task_spec_id,
+                fire_at=timer.fire_at,
+                status="waiting",
+            )
+            for clone, task_uuid in clones
+        )
+        return [clone.id for clone, _ in clones]
 
 
 @pytest.mark.postgresql
 @pytest.mark.parametrize("database", ["postgresql"], indirect=True)
-def test_four_racing_worker_processes_fire_every_timer_exactly_once(database, tmp_path):
+def test_four_racing_worker_processes_fire_5000_timers_each_exactly_once(database, tmp_path):
     kind, sql = database
-    engine, case_ids = waiting_cases(database, tmp_path, 300, START)
+    total = 5000
+    engine, [seed] = waiting_cases(database, tmp_path, 1, START)
+    case_ids = [seed, *clone_waiting_cases(engine, seed, total - 1)]
     url = subprocess_url(kind, sql)
     now = (START + timedelta(days=31)).isoformat()
 
+    # Each worker logs every timer it fires: to a file, so that no worker waits on a full pipe.
+    logs = [tmp_path / f"worker-{n}.log" for n in range(4)]
     workers = [
         subprocess.Popen(
             certrail_cmd(url, "jobs", "run-once", "--json", "--now", now),
             cwd=ROOT,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=log.open("w"),
             text=True,
         )
-        for _ in range(4)
+        for log in logs
     ]
     fired_by = []
-    for worker in workers:
-        out, err = worker.communicate(timeout=120)
-        assert worker.returncode == 0, err
+    for worker, log in zip(workers, logs, strict=True):
+        out, _ = worker.communicate(timeout=600)
+        assert worker.returncode == 0, log.read_text()[-2000:]
         fired_by.append(json.loads(out)["jobs"]["fire_due_timers"])
 
-    assert sum(fired_by) == 300, fired_by  # no worker counted a timer another one fired
+    assert sum(fired_by) == total, fired_by  # no worker counted a timer another one fired
+    assert all(fired_by), fired_by  # all four took part
     statuses, tasks = counts(engine)
-    assert statuses == {"fired": 300}
-    assert tasks == dict.fromkeys(case_ids, 1)  # every case moved past its timer, once
+    assert statuses == {"fired": total}
+    assert tasks == dict.fromkeys(case_ids, 1)  # every timer fired exactly once
+    with engine.sessions() as session:
+        fired_events = session.scalar(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "task_ready")
+        )
+    assert fired_events == total
 
 
 @pytest.mark.parametrize(
@@ -196,7 +246,7 @@ def test_worker_stops_cleanly_on_sigterm(tmp_path):
             worker.kill()
     assert worker.returncode == 0, err
     assert "worker stopped" in err
-    assert out.strip() == "fire_due_timers: 0"
+    assert out.strip().startswith("fire_due_timers: 0, ")
 
 
 @pytest.mark.postgresql
