@@ -264,3 +264,75 @@ def test_a_worker_skips_a_case_someone_else_holds_instead_of_waiting(database, t
     assert fire_due_timers(engine) == 1
     assert fire_due_timers(engine) == 0
     assert counts(engine) == ({"fired": 1}, {case_id: 1})
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+def test_racing_workers_start_each_due_surveillance_exactly_once(database, tmp_path):
+    from datetime import date
+
+    from engine.demo import load_demo
+    from engine.models import Certificate, Person, Scheme
+
+    kind, sql = database
+    engine = Engine(sql_engine=sql, clock=FixedClock(START))
+    Base.metadata.create_all(sql)
+    engine.sync_models()
+    with engine.unit_of_work() as uow:
+        load_demo(uow)
+        scheme = uow.session.scalars(select(Scheme).where(Scheme.code == "DPO")).one()
+        for n in range(60):
+            person = Person(
+                given_name="Holder",
+                family_name=f"No{n}",
+                email=f"holder{n}@example.org",
+                created_at=START,
+            )
+            uow.session.add(person)
+            uow.session.flush()
+            uow.session.add(
+                Certificate(
+                    number=f"DPO-2025-{n:06d}",
+                    person_id=person.id,
+                    scheme_id=scheme.id,
+                    scheme_code="DPO",
+                    scheme_version=scheme.version,
+                    scope=scheme.scope,
+                    issued_at=datetime(2025, 3, 1, 9, 0),
+                    effective_on=date(2025, 3, 1),
+                    expires_on=date(2027, 3, 1),
+                    status="active",
+                    next_surveillance_on=date(2026, 3, 1),
+                    recertification_opens_on=date(2026, 12, 1),
+                )
+            )
+    url = subprocess_url(kind, sql)
+    logs = [tmp_path / f"worker-{n}.log" for n in range(4)]
+    workers = [
+        subprocess.Popen(
+            certrail_cmd(url, "jobs", "run-once", "--json", "--now", START.isoformat()),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=log.open("w"),
+            text=True,
+        )
+        for log in logs
+    ]
+    started_by = []
+    for worker, log in zip(workers, logs, strict=True):
+        out, _ = worker.communicate(timeout=300)
+        assert worker.returncode == 0, log.read_text()[-2000:]
+        started_by.append(json.loads(out)["jobs"]["start_due_surveillance"])
+
+    assert sum(started_by) == 60, started_by
+    with engine.sessions() as session:
+        per_certificate = dict(
+            session.execute(
+                select(Case.certificate_id, func.count())
+                .where(Case.process_id == "surveillance")
+                .group_by(Case.certificate_id)
+            ).all()
+        )
+        moved = session.scalars(select(Certificate.next_surveillance_on)).all()
+    assert len(per_certificate) == 60 and set(per_certificate.values()) == {1}
+    assert set(moved) == {None}  # the only surveillance of a 24-month cycle has started
