@@ -4,6 +4,8 @@ document downloads.
     GET /cases                 cases.index    staff; q, certificate, scheme, status, process, page
     GET /cases.csv             cases.export   the same filters, every matching case
     GET /cases/<id>            cases.detail   whoever may see the case (engine.case_views)
+    POST /cases/<id>/incidents/<incident>/retry
+                               cases.retry_incident  managers and admins: run a failed job again
     GET /documents/<id>        cases.document the same check on the document's case
 
 A case the viewer may not see is "not found" (404), never "forbidden", so ids reveal nothing.
@@ -35,13 +37,23 @@ from sqlalchemy.orm import Session
 from engine.case_views import (
     can_view_case,
     case_detail,
-    certificate_history,
     diagram_state,
     visible_case,
 )
 from engine.cases import starter_roles
-from engine.errors import NotFoundError
-from engine.models import Case, Certificate, Document, HumanTask, ModelVersion, Person, Scheme
+from engine.certificate_views import certificate_histories
+from engine.errors import ConflictError, NotFoundError
+from engine.incidents import RETRY_ROLES
+from engine.models import (
+    Case,
+    Certificate,
+    Document,
+    HumanTask,
+    Incident,
+    ModelVersion,
+    Person,
+    Scheme,
+)
 from engine.models.cases import CASE_STATUSES
 from engine.portal import lodge_appeal, lodge_complaint
 
@@ -325,13 +337,16 @@ def detail(case_id: int):
     user = current_engine_user()
     with eng.sessions() as session:
         found = case_detail(session, user, case_id)
-        histories = {c.id: certificate_history(session, c.id) for c in found.certificates}
+        histories = certificate_histories(session, [c.id for c in found.certificates])
         diagrams = _diagrams(session, found, now)
         linked = {
             c.id: c
             for c in session.scalars(
                 select(Case).where(Case.id.in_([case for _kind, case in found.links]))
             )
+        }
+        history_cases = {
+            entry.case_id for entries in histories.values() for entry in entries if entry.case_id
         }
         return render_template(
             "cases/detail.html",
@@ -344,6 +359,13 @@ def detail(case_id: int):
             submitted=_submitted_forms(found),
             linked=linked,
             can_see_links={cid: can_view_case(session, user, cid) for cid in linked},
+            history_links={
+                cid: url_for("cases.detail", case_id=cid)
+                if can_view_case(session, user, cid)
+                else None
+                for cid in history_cases
+            },
+            can_retry=bool(user.role_names & RETRY_ROLES),
             can_lodge=bool(user.role_names & starter_roles("complaint"))
             and found.case.process_id == "application",
         )
@@ -363,6 +385,43 @@ def lodge(case_id: int, kind: str):
         started_id = started.id
     flash(f"The {kind} was recorded as case #{started_id}.", "success")
     return redirect(url_for("cases.detail", case_id=started_id), code=303)
+
+
+@bp.post("/cases/<int:case_id>/incidents/<int:incident_id>/retry")
+@staff_required
+def retry_incident(case_id: int, incident_id: int):
+    """Run the failed job of an incident on this case again (the engine lets only managers
+    and administrators); the outcome is flashed on the case page."""
+    eng = engine()
+    user = current_engine_user()
+    with eng.sessions() as session:
+        visible_case(session, user, case_id)
+        incident = session.get(Incident, incident_id)
+        if incident is None or incident.case_id != case_id:
+            raise NotFoundError(f"case {case_id} has no incident {incident_id}")
+        job = incident.job
+    try:
+        done = eng.retry_incident(incident_id, user.username)
+    except ConflictError as refused:
+        flash(f"Nothing was run: {refused.message}.", "error")
+        return redirect(url_for("cases.detail", case_id=case_id), code=303)
+    with eng.sessions() as session:
+        failed_again = session.scalar(
+            select(func.count()).where(
+                Incident.case_id == case_id, Incident.job == job, Incident.status == "open"
+            )
+        )
+    label = job.replace("_", " ")
+    if failed_again:
+        flash(f"The job {label} was run again and failed again: see Incidents.", "error")
+    else:
+        handled = sum(done.values())
+        flash(
+            f"Incident {incident_id} is resolved; the job {label} was run again "
+            f"({handled} item{'s' if handled != 1 else ''} handled).",
+            "success",
+        )
+    return redirect(url_for("cases.detail", case_id=case_id), code=303)
 
 
 @bp.get("/documents/<int:document_id>")

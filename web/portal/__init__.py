@@ -1,5 +1,6 @@
 """The applicant portal: registration, the applicant's cases in plain words, applying for a
-scheme, documents, appeals and complaints, and the printable certificate.
+scheme, documents, appeals and complaints, and the printable certificate (with its history
+below it, and for staff the cases about it and the request for a suspension decision).
 
 Applicants do their own tasks (the application form, more evidence) on the shared task page
 at /tasks/<id>. Every rule (who may apply, upload, appeal or see a certificate) is the
@@ -26,12 +27,15 @@ from flask_login import current_user, login_required, login_user
 from markupsafe import Markup
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from engine.case_views import case_detail
+from engine.case_views import can_view_case, case_detail
 from engine.cases import find_user
+from engine.certificate_views import certificate_cases, certificate_histories, status_since
 from engine.certificates import certificate_for_viewer, public_record
 from engine.documents import ALLOWED_TYPES, MAX_DOCUMENT_BYTES, attach_document
 from engine.errors import ConflictError, ValidationError
+from engine.lifecycle import OPEN_CASE_STATUSES, SUSPENSION_REQUESTERS
 from engine.models import Scheme
+from engine.models.certificates import HELD_STATUSES
 from engine.people import MIN_PASSWORD, registration_problems
 from engine.portal import (
     applicant_cases,
@@ -292,14 +296,66 @@ def complaint():
 # -- the printable certificate -----------------------------------------------------------
 
 
+MAX_NUMBER_LENGTH = 40
+
+
 @bp.get("/certificates/<number>")
 @login_required
 def certificate(number: str):
-    if len(number) > 40:
+    return _certificate_page(number)
+
+
+@bp.post("/certificates/<number>/suspension-request")
+@login_required
+def request_suspension(number: str):
+    """Staff ask a decision maker to decide on suspending, reducing or withdrawing the
+    certificate; the engine decides who may ask, and opens the suspension case."""
+    if len(number) > MAX_NUMBER_LENGTH:
         abort(404)
+    reasons = request.form.get("reasons", "")
+    try:
+        case_id = engine().request_suspension(number, current_user.username, reasons)
+    except ValidationError as invalid:
+        errors = {
+            name: [_sentence(m) for m in messages] for name, messages in invalid.fields.items()
+        }
+        return _certificate_page(
+            number, reasons=reasons, errors=errors or {"reasons": [_sentence(invalid.message)]}
+        ), 400
+    except ConflictError as refused:
+        return _certificate_page(
+            number, reasons=reasons, errors={"request": [_sentence(refused.message)]}
+        ), 409
+    flash(
+        f"Case #{case_id} was opened: a decision maker will decide whether certificate "
+        f"{number.strip().upper()} is suspended, reduced in scope or withdrawn.",
+        "success",
+    )
+    return redirect(url_for("cases.detail", case_id=case_id), 303)
+
+
+def _certificate_page(number: str, reasons: str = "", errors: dict[str, list[str]] | None = None):
+    """The printable certificate, and below it (not printed) its history; for staff also the
+    cases about it and the form asking for a suspension decision."""
+    if len(number) > MAX_NUMBER_LENGTH:
+        abort(404)
+    user = current_engine_user()
     with engine().sessions() as session:
-        cert = certificate_for_viewer(session, current_engine_user(), number)
+        cert = certificate_for_viewer(session, user, number)
         record = public_record(session, cert.number)
+        history = certificate_histories(session, [cert.id])[cert.id]
+        since = status_since(session, cert)
+        cases = certificate_cases(session, cert) if user.is_staff else []
+        case_ids = {h.case_id for h in history if h.case_id} | {c.id for c in cases}
+        visible = {cid for cid in case_ids if can_view_case(session, user, cid)}
+    case_endpoint = "cases.detail" if user.is_staff else "portal.case"
+    links = {
+        cid: url_for(case_endpoint, case_id=cid) if cid in visible else None for cid in case_ids
+    }
+    open_suspension = next(
+        (c for c in cases if c.process_id == "suspension" and c.status in OPEN_CASE_STATUSES),
+        None,
+    )
     verify_url = (
         url_for("registry.verify", number=cert.number, _external=True)
         if ("registry.verify" in current_app.view_functions)
@@ -309,6 +365,16 @@ def certificate(number: str):
         "portal/certificate.html",
         certificate=cert,
         record=record,
+        since=since,
+        history=history,
+        links=links,
+        lifecycle_cases=cases,
+        open_suspension=open_suspension,
+        can_request_suspension=user.is_staff
+        and bool(user.role_names & SUSPENSION_REQUESTERS)
+        and cert.status in HELD_STATUSES,
+        reasons=reasons,
+        errors=errors or {},
         verify_url=verify_url,
         qr=qr_svg(verify_url) if verify_url else None,
     )

@@ -1,6 +1,8 @@
 """Public certificate verification (ISO/IEC 17024 clause 7.2): anyone may check a
 certificate by its number and learn the holder's name, the scheme and scope, the status and
-the dates, and nothing else about the person. No login; rate-limited per client address.
+the dates (including the day a suspension, withdrawal or scope reduction took effect), and
+nothing else about the person (never the reasons for a status change). No login;
+rate-limited per client address.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import re
 
 from flask import Blueprint, current_app, render_template, request
 
+from engine.certificate_views import public_status_since
 from engine.certificates import public_record
 
 from ..auth import engine
@@ -57,11 +60,13 @@ def verify():
         ), 400
     with engine().sessions() as session:
         record = public_record(session, number)
+        # The day the current status began, for "suspended since" / "withdrawn on".
+        since = public_status_since(session, number) if record is not None else None
     if record is None:
         return render_template(
             "registry/verify.html", number=number, record=None, not_found=True
         ), 404
-    return render_template("registry/verify.html", number=number, record=record)
+    return render_template("registry/verify.html", number=number, record=record, since=since)
 
 
 @bp.after_request
