@@ -22,7 +22,6 @@ from .models import (
     Case,
     CaseLink,
     Certificate,
-    CertificateStatusChange,
     Document,
     HumanTask,
     Incident,
@@ -167,16 +166,6 @@ def case_detail(session: Session, user: User, case_id: int) -> CaseDetail:
         links=links,
         completed_by=names,
         incidents=open_incidents(session, case_id=case.id) if user.is_staff else [],
-    )
-
-
-def certificate_history(session: Session, certificate_id: int) -> list[CertificateStatusChange]:
-    return list(
-        session.scalars(
-            select(CertificateStatusChange)
-            .where(CertificateStatusChange.certificate_id == certificate_id)
-            .order_by(CertificateStatusChange.id)
-        )
     )
 
 
