@@ -1,5 +1,5 @@
 """The `certrail` command: database, demo data, model lint, audit verification, simulation,
-API tokens, background jobs.
+API tokens, background jobs, overdue steps.
 
 Operators and tools rely on these names, options and JSON keys. Failures print one line per
 problem and exit non-zero; they never print a traceback.
@@ -33,13 +33,15 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_load(args: argparse.Namespace) -> int:
-    from .demo import load_demo, load_demo_cases
+    from .demo import DEMO_PASSWORD, load_demo, load_demo_cases
+    from .demo_history import load_demo_history
 
     engine = _engine(args)
     engine.sync_models()
     with engine.unit_of_work() as uow:
         counts = load_demo(uow)
     counts["cases"] = load_demo_cases(engine)
+    counts["certificate histories"] = load_demo_history(engine, DEMO_PASSWORD)
     print("demo data: " + ", ".join(f"{v} new {k}" for k, v in counts.items()))
     return 0
 
@@ -191,6 +193,39 @@ def cmd_jobs_run_once(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_overdue(args: argparse.Namespace) -> int:
+    """Every overdue open step as of --now, most overdue first (for cron reports)."""
+    from . import Engine
+    from .clock import Clock, FixedClock
+    from .dashboard import overdue_steps
+
+    clock = FixedClock(_parse_now(args.now)) if args.now else Clock()
+    engine = Engine(args.database, clock=clock)
+    now = clock.now()
+    with engine.sessions() as session:
+        steps = list(overdue_steps(session, now))
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "now": now.isoformat(),
+                    "count": len(steps),
+                    "steps": [step.as_report() for step in steps],
+                }
+            )
+        )
+        return 0
+    for step in steps:
+        print(
+            f"case {step.case_id} {step.process}: {step.task_name} ({step.task_spec_id}), "
+            f"{step.days_overdue} day(s) overdue since {step.due_at.isoformat(sep=' ')}; "
+            f"assignee {step.assignee_username or 'none'}; person {step.person_name or '-'}"
+            + (f"; certificate {step.certificate_number}" if step.certificate_number else "")
+        )
+    print(f"{len(steps)} overdue step(s) as of {now.isoformat()}")
+    return 0
+
+
 def cmd_sod_explain(args: argparse.Namespace) -> int:
     from .impartiality.explain import explain
 
@@ -291,6 +326,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_once.add_argument("--json", action="store_true")
     run_once.set_defaults(func=cmd_jobs_run_once)
+
+    overdue = commands.add_parser(
+        "overdue", help="list every overdue open step as of --now (for cron reports)"
+    )
+    overdue.add_argument(
+        "--now", metavar="ISO8601", help="the time to report as (UTC unless it has an offset)"
+    )
+    overdue.add_argument("--json", action="store_true")
+    overdue.set_defaults(func=cmd_overdue)
 
     serve = commands.add_parser("serve", help="run the web app and the scheduler in one process")
     serve.add_argument("--host", default="127.0.0.1")

@@ -8,12 +8,14 @@ runs the job at once, which records a new incident if the cause is still there.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, exists, select
 
 from .errors import ConflictError, NotFoundError, PermissionDenied
-from .models import Incident, Timer, User
+from .models import Certificate, Incident, Timer, User
 from .unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
@@ -105,3 +107,34 @@ def retry(engine: Engine, incident_id: int, username: str) -> dict[str, int]:
         incident = resolve_for_retry(uow, incident_id, find_user(uow, username))
         job = incident.job
     return {job: JOBS[job](engine)} if job in JOBS else {}
+
+
+@dataclass(frozen=True)
+class IncidentRow:
+    """An open incident as the dashboard lists it."""
+
+    id: int
+    job: str
+    message: str
+    occurred_at: datetime
+    case_id: int | None
+    certificate_number: str | None
+
+
+def open_incident_rows(session, limit: int = 50) -> list[IncidentRow]:
+    """The open incidents, oldest first, with the certificate each is about."""
+    query = (
+        select(
+            Incident.id,
+            Incident.job,
+            Incident.message,
+            Incident.occurred_at,
+            Incident.case_id,
+            Certificate.number,
+        )
+        .outerjoin(Certificate, Certificate.id == Incident.certificate_id)
+        .where(Incident.status == "open")
+        .order_by(Incident.id)
+        .limit(limit)
+    )
+    return [IncidentRow(*row) for row in session.execute(query)]

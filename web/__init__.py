@@ -3,7 +3,8 @@
 The web layer translates HTTP into engine calls and renders results; it holds no business
 rules. Blueprints: auth (login), inbox (staff tasks), cases (case pages and list), portal
 (applicants), registry (public certificate verification), api (REST, token auth), impartiality
-(declarations, register, eligibility, report), models (published process diagrams).
+(declarations, register, eligibility, report), dashboard (managers: overdue steps, expiring
+certificates), models (published process diagrams).
 """
 
 from __future__ import annotations
@@ -112,7 +113,15 @@ def _register_blueprints(app: Flask) -> None:
     from .auth import bp as auth_bp
 
     app.register_blueprint(auth_bp)
-    for module_name in ("inbox", "cases", "portal", "registry", "api", "impartiality"):
+    for module_name in (
+        "inbox",
+        "cases",
+        "portal",
+        "registry",
+        "api",
+        "impartiality",
+        "dashboard",
+    ):
         module = _optional_blueprint(module_name)
         if module is not None:
             app.register_blueprint(module.bp)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
@@ -24,6 +24,16 @@ class Case(Base):
     __table_args__ = (
         Index("ix_cases_status_process", "status", "process_id"),
         Index("ix_cases_person", "person_id"),
+        Index(
+            "ix_cases_open_recertification",
+            "certificate_id",
+            postgresql_where=text(
+                "process_id = 'recertification' AND status IN ('running', 'errored')"
+            ),
+            sqlite_where=text(
+                "process_id = 'recertification' AND status IN ('running', 'errored')"
+            ),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

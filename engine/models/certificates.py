@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
@@ -27,6 +27,16 @@ CERTIFICATE_EVENTS = (
 
 class Certificate(Base):
     __tablename__ = "certificates"
+    __table_args__ = (
+        # Certificates still held, by expiry date (the dashboard's expiring lists).
+        Index(
+            "ix_certificates_held_expiry",
+            "expires_on",
+            postgresql_include=["id", "scheme_code"],
+            postgresql_where=text("status IN ('active', 'reduced', 'suspended')"),
+            sqlite_where=text("status IN ('active', 'reduced', 'suspended')"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(40), unique=True)

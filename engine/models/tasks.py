@@ -22,7 +22,29 @@ class HumanTask(Base):
         Index("ix_human_tasks_assignee_status", "assignee_id", "status"),
         Index("ix_human_tasks_completed_by", "completed_by_id", "completed_at"),
         Index("ix_human_tasks_case_status", "case_id", "status"),
-        Index("ix_human_tasks_status_due", "status", "due_at"),
+        # The dashboard's scans: open steps by due date, and steps completed late (the
+        # weekly chart), answered from the index alone on PostgreSQL.
+        Index(
+            "ix_human_tasks_open_due",
+            "due_at",
+            postgresql_include=[
+                "case_process_id",
+                "task_spec_id",
+                "scheme_id",
+                "assignee_id",
+                "case_id",
+                "name",
+            ],
+            postgresql_where=text("status = 'ready'"),
+            sqlite_where=text("status = 'ready'"),
+        ),
+        Index(
+            "ix_human_tasks_late_due",
+            "due_at",
+            postgresql_include=["case_process_id", "task_spec_id", "scheme_id", "assignee_id"],
+            postgresql_where=text("status = 'completed' AND completed_at > due_at"),
+            sqlite_where=text("status = 'completed' AND completed_at > due_at"),
+        ),
         # What the service-level jobs look for: open tasks whose moment has not been acted on.
         Index(
             "ix_human_tasks_reminder_pending",
@@ -49,6 +71,10 @@ class HumanTask(Base):
     task_uuid: Mapped[str] = mapped_column(String(36), unique=True)
     task_spec_id: Mapped[str] = mapped_column(String(200))
     process_id: Mapped[str] = mapped_column(String(100))
+    # The case's process and scheme, copied when the task becomes ready (they never change)
+    # so that the dashboard counts and filters open steps without joining their cases.
+    case_process_id: Mapped[str | None] = mapped_column(String(100))
+    scheme_id: Mapped[int | None] = mapped_column(ForeignKey("schemes.id"))
     name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(40))
     form: Mapped[str | None] = mapped_column(String(100))

@@ -184,6 +184,8 @@ class CaseRun:
                 task_uuid=task_uuid,
                 task_spec_id=props.spec_id,
                 process_id=task.workflow.spec.name,
+                case_process_id=self.case.process_id,
+                scheme_id=self.case.scheme_id,
                 name=props.name,
                 role=props.role or "",
                 form=props.form,

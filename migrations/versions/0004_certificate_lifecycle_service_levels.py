@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-11-25 16:57:05.809062
+Create Date: 2026-11-25 17:52:47.502790
 """
 
 from alembic import op
@@ -68,6 +68,7 @@ def upgrade() -> None:
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.add_column(sa.Column('certificate_id', sa.Integer(), nullable=True))
         batch_op.create_index(batch_op.f('ix_cases_certificate_id'), ['certificate_id'], unique=False)
+        batch_op.create_index('ix_cases_open_recertification', ['certificate_id'], unique=False, postgresql_where=sa.text("process_id = 'recertification' AND status IN ('running', 'errored')"), sqlite_where=sa.text("process_id = 'recertification' AND status IN ('running', 'errored')"))
         batch_op.create_foreign_key(batch_op.f('fk_cases_certificate_id_certificates'), 'certificates', ['certificate_id'], ['id'])
 
     with op.batch_alter_table('certificate_status_changes', schema=None) as batch_op:
@@ -79,19 +80,24 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('recertification_opens_on', sa.Date(), nullable=True))
         batch_op.add_column(sa.Column('last_surveillance_on', sa.Date(), nullable=True))
         batch_op.add_column(sa.Column('renewed_count', sa.Integer(), server_default='0', nullable=False))
+        batch_op.create_index('ix_certificates_held_expiry', ['expires_on'], unique=False, postgresql_include=['id', 'scheme_code'], postgresql_where=sa.text("status IN ('active', 'reduced', 'suspended')"), sqlite_where=sa.text("status IN ('active', 'reduced', 'suspended')"))
         batch_op.create_index(batch_op.f('ix_certificates_next_surveillance_on'), ['next_surveillance_on'], unique=False)
         batch_op.create_index(batch_op.f('ix_certificates_recertification_opens_on'), ['recertification_opens_on'], unique=False)
 
     with op.batch_alter_table('human_tasks', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('case_process_id', sa.String(length=100), nullable=True))
+        batch_op.add_column(sa.Column('scheme_id', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('remind_at', sa.DateTime(), nullable=True))
         batch_op.add_column(sa.Column('escalate_at', sa.DateTime(), nullable=True))
         batch_op.add_column(sa.Column('reminded_at', sa.DateTime(), nullable=True))
         batch_op.add_column(sa.Column('overdue_at', sa.DateTime(), nullable=True))
         batch_op.add_column(sa.Column('escalated_at', sa.DateTime(), nullable=True))
         batch_op.create_index('ix_human_tasks_escalation_pending', ['escalate_at'], unique=False, postgresql_where=sa.text("status = 'ready' AND escalated_at IS NULL"), sqlite_where=sa.text("status = 'ready' AND escalated_at IS NULL"))
+        batch_op.create_index('ix_human_tasks_late_due', ['due_at'], unique=False, postgresql_include=['case_process_id', 'task_spec_id', 'scheme_id', 'assignee_id'], postgresql_where=sa.text("status = 'completed' AND completed_at > due_at"), sqlite_where=sa.text("status = 'completed' AND completed_at > due_at"))
+        batch_op.create_index('ix_human_tasks_open_due', ['due_at'], unique=False, postgresql_include=['case_process_id', 'task_spec_id', 'scheme_id', 'assignee_id', 'case_id', 'name'], postgresql_where=sa.text("status = 'ready'"), sqlite_where=sa.text("status = 'ready'"))
         batch_op.create_index('ix_human_tasks_overdue_pending', ['due_at'], unique=False, postgresql_where=sa.text("status = 'ready' AND overdue_at IS NULL"), sqlite_where=sa.text("status = 'ready' AND overdue_at IS NULL"))
         batch_op.create_index('ix_human_tasks_reminder_pending', ['remind_at'], unique=False, postgresql_where=sa.text("status = 'ready' AND reminded_at IS NULL"), sqlite_where=sa.text("status = 'ready' AND reminded_at IS NULL"))
-        batch_op.create_index('ix_human_tasks_status_due', ['status', 'due_at'], unique=False)
+        batch_op.create_foreign_key(batch_op.f('fk_human_tasks_scheme_id_schemes'), 'schemes', ['scheme_id'], ['id'])
 
     with op.batch_alter_table('schemes', schema=None) as batch_op:
         batch_op.add_column(sa.Column('declaration_days', sa.Integer(), server_default='30', nullable=False))
@@ -103,14 +109,22 @@ def upgrade() -> None:
 
 
 def _fill_service_levels_and_lifecycle_dates() -> None:
-    """Give tasks already open their reminder and escalation moments (the defaults), and
-    certificates already held their next surveillance and recertification dates."""
+    """Give tasks their case's process and scheme, tasks already open their reminder and
+    escalation moments (the defaults), and certificates already held their next
+    surveillance and recertification dates."""
     from datetime import timedelta
 
     from engine.certificate_lifecycle import next_surveillance_date
     from engine.certificates import add_months
 
     connection = op.get_bind()
+    connection.execute(
+        sa.text(
+            "UPDATE human_tasks SET "
+            "case_process_id = (SELECT process_id FROM cases WHERE cases.id = human_tasks.case_id), "
+            "scheme_id = (SELECT scheme_id FROM cases WHERE cases.id = human_tasks.case_id)"
+        )
+    )
     tasks = connection.execute(
         sa.text("SELECT id, created_at, due_at FROM human_tasks WHERE status = 'ready' AND due_at IS NOT NULL")
     ).all()
@@ -155,19 +169,24 @@ def downgrade() -> None:
         batch_op.drop_column('declaration_days')
 
     with op.batch_alter_table('human_tasks', schema=None) as batch_op:
-        batch_op.drop_index('ix_human_tasks_status_due')
+        batch_op.drop_constraint(batch_op.f('fk_human_tasks_scheme_id_schemes'), type_='foreignkey')
         batch_op.drop_index('ix_human_tasks_reminder_pending', postgresql_where=sa.text("status = 'ready' AND reminded_at IS NULL"), sqlite_where=sa.text("status = 'ready' AND reminded_at IS NULL"))
         batch_op.drop_index('ix_human_tasks_overdue_pending', postgresql_where=sa.text("status = 'ready' AND overdue_at IS NULL"), sqlite_where=sa.text("status = 'ready' AND overdue_at IS NULL"))
+        batch_op.drop_index('ix_human_tasks_open_due', postgresql_include=['case_process_id', 'task_spec_id', 'scheme_id', 'assignee_id', 'case_id', 'name'], postgresql_where=sa.text("status = 'ready'"), sqlite_where=sa.text("status = 'ready'"))
+        batch_op.drop_index('ix_human_tasks_late_due', postgresql_include=['case_process_id', 'task_spec_id', 'scheme_id', 'assignee_id'], postgresql_where=sa.text("status = 'completed' AND completed_at > due_at"), sqlite_where=sa.text("status = 'completed' AND completed_at > due_at"))
         batch_op.drop_index('ix_human_tasks_escalation_pending', postgresql_where=sa.text("status = 'ready' AND escalated_at IS NULL"), sqlite_where=sa.text("status = 'ready' AND escalated_at IS NULL"))
         batch_op.drop_column('escalated_at')
         batch_op.drop_column('overdue_at')
         batch_op.drop_column('reminded_at')
         batch_op.drop_column('escalate_at')
         batch_op.drop_column('remind_at')
+        batch_op.drop_column('scheme_id')
+        batch_op.drop_column('case_process_id')
 
     with op.batch_alter_table('certificates', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_certificates_recertification_opens_on'))
         batch_op.drop_index(batch_op.f('ix_certificates_next_surveillance_on'))
+        batch_op.drop_index('ix_certificates_held_expiry', postgresql_include=['id', 'scheme_code'], postgresql_where=sa.text("status IN ('active', 'reduced', 'suspended')"), sqlite_where=sa.text("status IN ('active', 'reduced', 'suspended')"))
         batch_op.drop_column('renewed_count')
         batch_op.drop_column('last_surveillance_on')
         batch_op.drop_column('recertification_opens_on')
@@ -179,6 +198,7 @@ def downgrade() -> None:
 
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('fk_cases_certificate_id_certificates'), type_='foreignkey')
+        batch_op.drop_index('ix_cases_open_recertification', postgresql_where=sa.text("process_id = 'recertification' AND status IN ('running', 'errored')"), sqlite_where=sa.text("process_id = 'recertification' AND status IN ('running', 'errored')"))
         batch_op.drop_index(batch_op.f('ix_cases_certificate_id'))
         batch_op.drop_column('certificate_id')
 
