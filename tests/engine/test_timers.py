@@ -69,11 +69,52 @@ DEADLINE_MODEL = f"""<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
+START_TIMER_MODEL = f"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions {NS} id="d" targetNamespace="http://certrail.example/bpmn">
+  <bpmn:process id="start_later" name="Starts later" isExecutable="true">
+    <bpmn:startEvent id="start_on_date" name="On the first of April">
+      <bpmn:outgoing>f1</bpmn:outgoing>
+      <bpmn:timerEventDefinition><bpmn:timeDate>"2026-04-01T08:00:00+00:00"</bpmn:timeDate></bpmn:timerEventDefinition>
+    </bpmn:startEvent>{user_task("annual_step", "Annual step")}
+      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
+    </bpmn:userTask>
+    <bpmn:endEvent id="end"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start_on_date" targetRef="annual_step"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="annual_step" targetRef="end"/>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+REMINDER_CYCLE_MODEL = f"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions {NS} id="d" targetNamespace="http://certrail.example/bpmn">
+  <bpmn:process id="weekly_reminders" name="Weekly reminders" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>{user_task("answer", "Answer")}
+      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
+    </bpmn:userTask>
+    <bpmn:boundaryEvent id="weekly" name="Every week, twice" attachedToRef="answer" cancelActivity="false">
+      <bpmn:outgoing>f3</bpmn:outgoing>
+      <bpmn:timerEventDefinition><bpmn:timeCycle>"R2/P7D"</bpmn:timeCycle></bpmn:timerEventDefinition>
+    </bpmn:boundaryEvent>{user_task("chase", "Chase the answer")}
+      <bpmn:incoming>f3</bpmn:incoming><bpmn:outgoing>f4</bpmn:outgoing>
+    </bpmn:userTask>
+    <bpmn:endEvent id="answered"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
+    <bpmn:endEvent id="chased"><bpmn:incoming>f4</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="answer"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="answer" targetRef="answered"/>
+    <bpmn:sequenceFlow id="f3" sourceRef="weekly" targetRef="chase"/>
+    <bpmn:sequenceFlow id="f4" sourceRef="chase" targetRef="chased"/>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
 @pytest.fixture
 def timer_engine(database, clock, tmp_path):
     _kind, sql = database
     (tmp_path / "waiting.bpmn").write_text(WAITING_MODEL)
     (tmp_path / "deadline.bpmn").write_text(DEADLINE_MODEL)
+    (tmp_path / "start_later.bpmn").write_text(START_TIMER_MODEL)
+    (tmp_path / "weekly_reminders.bpmn").write_text(REMINDER_CYCLE_MODEL)
     engine = Engine(sql_engine=sql, clock=clock, bpmn_dir=tmp_path)
     Base.metadata.create_all(sql)
     engine.sync_models()
@@ -143,60 +184,8 @@ def test_completing_the_task_in_time_cancels_its_deadline_timer(timer_engine, cl
     assert timer_engine.case(case.case_id).status == "completed"
 
 
-START_TIMER_MODEL = f"""<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions {NS} id="d" targetNamespace="http://certrail.example/bpmn">
-  <bpmn:process id="start_later" name="Starts later" isExecutable="true">
-    <bpmn:startEvent id="start_on_date" name="On the first of April">
-      <bpmn:outgoing>f1</bpmn:outgoing>
-      <bpmn:timerEventDefinition><bpmn:timeDate>"2026-04-01T08:00:00+00:00"</bpmn:timeDate></bpmn:timerEventDefinition>
-    </bpmn:startEvent>{user_task("annual_step", "Annual step")}
-      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
-    </bpmn:userTask>
-    <bpmn:endEvent id="end"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
-    <bpmn:sequenceFlow id="f1" sourceRef="start_on_date" targetRef="annual_step"/>
-    <bpmn:sequenceFlow id="f2" sourceRef="annual_step" targetRef="end"/>
-  </bpmn:process>
-</bpmn:definitions>
-"""
-
-REMINDER_CYCLE_MODEL = f"""<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions {NS} id="d" targetNamespace="http://certrail.example/bpmn">
-  <bpmn:process id="weekly_reminders" name="Weekly reminders" isExecutable="true">
-    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>{user_task("answer", "Answer")}
-      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
-    </bpmn:userTask>
-    <bpmn:boundaryEvent id="weekly" name="Every week, twice" attachedToRef="answer" cancelActivity="false">
-      <bpmn:outgoing>f3</bpmn:outgoing>
-      <bpmn:timerEventDefinition><bpmn:timeCycle>"R2/P7D"</bpmn:timeCycle></bpmn:timerEventDefinition>
-    </bpmn:boundaryEvent>{user_task("chase", "Chase the answer")}
-      <bpmn:incoming>f3</bpmn:incoming><bpmn:outgoing>f4</bpmn:outgoing>
-    </bpmn:userTask>
-    <bpmn:endEvent id="answered"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
-    <bpmn:endEvent id="chased"><bpmn:incoming>f4</bpmn:incoming></bpmn:endEvent>
-    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="answer"/>
-    <bpmn:sequenceFlow id="f2" sourceRef="answer" targetRef="answered"/>
-    <bpmn:sequenceFlow id="f3" sourceRef="weekly" targetRef="chase"/>
-    <bpmn:sequenceFlow id="f4" sourceRef="chase" targetRef="chased"/>
-  </bpmn:process>
-</bpmn:definitions>
-"""
-
-
-@pytest.fixture
-def more_timer_engines(database, clock, tmp_path):
-    _kind, sql = database
-    (tmp_path / "start_later.bpmn").write_text(START_TIMER_MODEL)
-    (tmp_path / "weekly_reminders.bpmn").write_text(REMINDER_CYCLE_MODEL)
-    engine = Engine(sql_engine=sql, clock=clock, bpmn_dir=tmp_path)
-    Base.metadata.create_all(sql)
-    engine.sync_models()
-    with engine.unit_of_work() as uow:
-        load_demo(uow)
-    return engine
-
-
-def test_a_timer_start_event_holds_the_case_until_its_date(more_timer_engines, clock):
-    engine = more_timer_engines
+def test_a_timer_start_event_holds_the_case_until_its_date(timer_engine, clock):
+    engine = timer_engine
     case = engine.start_case("start_later")
     [timer] = timers(engine, case.case_id)
     assert (timer.task_spec_id, timer.fire_at) == ("start_on_date", datetime(2026, 4, 1, 8, 0))
@@ -210,9 +199,9 @@ def test_a_timer_start_event_holds_the_case_until_its_date(more_timer_engines, c
 
 
 def test_a_reminder_cycle_fires_once_per_period_and_stops_after_its_repetitions(
-    more_timer_engines, clock
+    timer_engine, clock
 ):
-    engine = more_timer_engines
+    engine = timer_engine
     case = engine.start_case("weekly_reminders")
     start = clock.now()
     fired = []

@@ -116,6 +116,28 @@ def test_run_once_fires_a_30_day_timer_only_when_now_is_past_it(database, tmp_pa
     assert counts(engine) == ({"fired": 1}, {case_id: 1})
 
 
+def race_run_once(url: str, now: str, tmp_path: Path, workers: int = 4) -> list[dict[str, int]]:
+    """`certrail jobs run-once --now NOW` in `workers` processes started together; what each
+    reports it did. Each logs every item it handles: to a file, so none waits on a full pipe."""
+    logs = [tmp_path / f"worker-{n}.log" for n in range(workers)]
+    running = [
+        subprocess.Popen(
+            certrail_cmd(url, "jobs", "run-once", "--json", "--now", now),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=log.open("w"),
+            text=True,
+        )
+        for log in logs
+    ]
+    reports = []
+    for worker, log in zip(running, logs, strict=True):
+        out, _ = worker.communicate(timeout=600)
+        assert worker.returncode == 0, log.read_text()[-2000:]
+        reports.append(json.loads(out)["jobs"])
+    return reports
+
+
 def clone_waiting_cases(engine: Engine, case_id: int, copies: int) -> list[int]:
     """`copies` more cases in the state of `case_id` (a real case waiting at its timer), each
     with fresh task ids: thousands of due timers in seconds instead of minutes."""
@@ -161,23 +183,7 @@ def test_four_racing_worker_processes_fire_5000_timers_each_exactly_once(databas
     url = subprocess_url(kind, sql)
     now = (START + timedelta(days=31)).isoformat()
 
-    # Each worker logs every timer it fires: to a file, so that no worker waits on a full pipe.
-    logs = [tmp_path / f"worker-{n}.log" for n in range(4)]
-    workers = [
-        subprocess.Popen(
-            certrail_cmd(url, "jobs", "run-once", "--json", "--now", now),
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=log.open("w"),
-            text=True,
-        )
-        for log in logs
-    ]
-    fired_by = []
-    for worker, log in zip(workers, logs, strict=True):
-        out, _ = worker.communicate(timeout=600)
-        assert worker.returncode == 0, log.read_text()[-2000:]
-        fired_by.append(json.loads(out)["jobs"]["fire_due_timers"])
+    fired_by = [jobs["fire_due_timers"] for jobs in race_run_once(url, now, tmp_path)]
 
     assert sum(fired_by) == total, fired_by  # no worker counted a timer another one fired
     assert all(fired_by), fired_by  # all four took part
@@ -307,22 +313,9 @@ def test_racing_workers_start_each_due_surveillance_exactly_once(database, tmp_p
                 )
             )
     url = subprocess_url(kind, sql)
-    logs = [tmp_path / f"worker-{n}.log" for n in range(4)]
-    workers = [
-        subprocess.Popen(
-            certrail_cmd(url, "jobs", "run-once", "--json", "--now", START.isoformat()),
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=log.open("w"),
-            text=True,
-        )
-        for log in logs
+    started_by = [
+        jobs["start_due_surveillance"] for jobs in race_run_once(url, START.isoformat(), tmp_path)
     ]
-    started_by = []
-    for worker, log in zip(workers, logs, strict=True):
-        out, _ = worker.communicate(timeout=300)
-        assert worker.returncode == 0, log.read_text()[-2000:]
-        started_by.append(json.loads(out)["jobs"]["start_due_surveillance"])
 
     assert sum(started_by) == 60, started_by
     with engine.sessions() as session:
