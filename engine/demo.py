@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .models import Person, Scheme, User, UserRole
-from .passwords import hash_password
+from .passwords import hash_demo_password
 from .unit_of_work import UnitOfWork
 
 DEMO_PASSWORD = "certrail-demo"
@@ -69,7 +69,7 @@ APPLICANTS = [
 def load_demo(uow: UnitOfWork) -> dict[str, int]:
     session = uow.session
     counts = {"schemes": 0, "staff": 0, "applicants": 0}
-    password = hash_password(DEMO_PASSWORD)
+    password = hash_demo_password(DEMO_PASSWORD)
     for spec in SCHEMES:
         exists = session.scalars(
             select(Scheme).where(Scheme.code == spec["code"], Scheme.version == spec["version"])

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from .clock import FixedClock
 from .demo import add_applicants, drive_case
 from .models import Case, Certificate
-from .passwords import hash_password
+from .passwords import hash_demo_password
 from .scheduler import run_jobs_until_idle
 
 # username, given, family, e-mail, born
@@ -60,7 +60,7 @@ def load_demo_history(engine, password: str) -> int:
     with engine.unit_of_work() as uow:
         if _user(uow.session, HOLDERS[0][0]) is not None:
             return 0
-        add_applicants(uow, HOLDERS, hash_password(password))
+        add_applicants(uow, HOLDERS, hash_demo_password(password))
     now = engine.clock.now().replace(microsecond=0)
 
     def days_ago(days: float) -> datetime:
