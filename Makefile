@@ -30,7 +30,7 @@ test: install
 	$(BIN)/ruff check engine web tests bench
 	$(BIN)/ruff format --check --quiet engine web tests bench
 	$(BIN)/certrail models lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 lint: install
 	$(BIN)/ruff check engine web tests bench

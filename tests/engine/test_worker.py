@@ -203,7 +203,8 @@ def test_four_racing_worker_processes_fire_5000_timers_each_exactly_once(databas
 def test_worker_killed_mid_batch_loses_nothing_and_fires_nothing_twice(database, tmp_path):
     kind, sql = database
     total = 300
-    engine, case_ids = waiting_cases(database, tmp_path, total, LONG_AGO)
+    engine, [seed] = waiting_cases(database, tmp_path, 1, LONG_AGO)
+    case_ids = [seed, *clone_waiting_cases(engine, seed, total - 1)]
     url = subprocess_url(kind, sql)
 
     worker = subprocess.Popen(
