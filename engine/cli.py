@@ -1,5 +1,5 @@
 """The `certrail` command: database, demo data, model lint, audit verification, simulation,
-API tokens, background jobs, overdue steps.
+API tokens, background jobs, overdue steps, exam item analysis.
 
 Operators and tools rely on these names, options and JSON keys. Failures print one line per
 problem and exit non-zero; they never print a traceback.
@@ -226,6 +226,50 @@ def cmd_overdue(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_items_analyze(args: argparse.Namespace) -> int:
+    """Classical item analysis of one exam form's responses (ISO/IEC 17024 9.3)."""
+    from .item_analysis import Thresholds, analyse, read_key, read_responses
+
+    keys = read_key(_read_text(args.key)) if args.key else None
+    responses = read_responses(_read_text(args.responses), keys)
+    thresholds = Thresholds(
+        min_p=args.min_p,
+        max_p=args.max_p,
+        min_rpb=args.min_rpb,
+        min_reliability=args.min_reliability,
+    )
+    result = analyse(responses, thresholds, pass_mark=args.pass_mark)
+    if args.json:
+        print(json.dumps(result.as_dict(), sort_keys=False))
+        return 0
+    print(f"{'item':<20} {'p':>6} {'rpb':>7} {'rpb_rest':>9}  flags")
+    for name, item in result.items.items():
+        print(
+            f"{name:<20} {item.p:6.3f} {_figure(item.rpb):>7} {_figure(item.rpb_rest):>9}  "
+            + ", ".join(item.flags)
+        )
+    print(
+        f"{result.candidates} candidates, mean {result.mean:.2f}, sd {result.sd:.2f}, "
+        f"KR-20 {_figure(result.kr20)}, alpha {_figure(result.alpha)}, SEM {_figure(result.sem)}"
+        + (f", pass rate {result.pass_rate:.1%}" if result.pass_rate is not None else "")
+        + (f"; form flags: {', '.join(result.flags)}" if result.flags else "")
+    )
+    return 0
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise CertrailError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise CertrailError(f"{path} is not UTF-8 text") from None
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def cmd_sod_explain(args: argparse.Namespace) -> int:
     from .impartiality.explain import explain
 
@@ -335,6 +379,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     overdue.add_argument("--json", action="store_true")
     overdue.set_defaults(func=cmd_overdue)
+
+    items = commands.add_parser("items", help="exam item analysis").add_subparsers(
+        dest="items_command", required=True
+    )
+    analyze = items.add_parser(
+        "analyze", help="difficulty, discrimination and reliability of one exam form"
+    )
+    analyze.add_argument("responses", help="CSV with columns candidate,item,score (0/1)")
+    analyze.add_argument(
+        "--key", help="answer key CSV (item,key) when RESPONSES has a response column"
+    )
+    analyze.add_argument("--pass-mark", type=float, help="raw total score needed to pass")
+    analyze.add_argument("--min-p", type=float, default=0.2, help="flag items harder than this")
+    analyze.add_argument("--max-p", type=float, default=0.9, help="flag items easier than this")
+    analyze.add_argument(
+        "--min-rpb", type=float, default=0.15, help="flag items discriminating less (rpb_rest)"
+    )
+    analyze.add_argument(
+        "--min-reliability", type=float, default=0.8, help="flag forms with lower KR-20"
+    )
+    analyze.add_argument("--json", action="store_true")
+    analyze.set_defaults(func=cmd_items_analyze)
 
     serve = commands.add_parser("serve", help="run the web app and the scheduler in one process")
     serve.add_argument("--host", default="127.0.0.1")
