@@ -1,5 +1,6 @@
 """The `certrail` command: database, demo data, model lint, audit verification, simulation,
-API tokens, background jobs, overdue steps, exam item analysis.
+API tokens, background jobs, overdue steps, consistency check, exam item
+analysis.
 
 Operators and tools rely on these names, options and JSON keys. Failures print one line per
 problem and exit non-zero; they never print a traceback.
@@ -226,6 +227,26 @@ def cmd_overdue(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Compare every case's stored workflow with its human tasks and timers, and every
+    certificate with its history; exit 1 when anything disagrees."""
+    from .consistency import check
+
+    engine = _engine(args)
+    report = check(engine, engine.clock.now())
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        for found in report.mismatches:
+            where = f"case {found.case_id}" if found.case_id else f"certificate {found.certificate}"
+            print(f"{where}: {found.kind}: {found.message}")
+        print(
+            f"{report.cases} case(s), {report.certificates} certificate(s) checked: "
+            + ("consistent" if report.consistent else f"{len(report.mismatches)} mismatch(es)")
+        )
+    return 0 if report.consistent else 1
+
+
 def cmd_items_analyze(args: argparse.Namespace) -> int:
     """Classical item analysis of one exam form's responses (ISO/IEC 17024 9.3)."""
     from .item_analysis import Thresholds, analyse, read_key, read_responses
@@ -379,6 +400,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     overdue.add_argument("--json", action="store_true")
     overdue.set_defaults(func=cmd_overdue)
+
+    check = commands.add_parser(
+        "check", help="find cases whose tasks, timers or certificates disagree with their state"
+    )
+    check.add_argument("--json", action="store_true")
+    check.set_defaults(func=cmd_check)
 
     items = commands.add_parser("items", help="exam item analysis").add_subparsers(
         dest="items_command", required=True
