@@ -7,7 +7,7 @@ NODE_STAMP := web/node_modules/.install.stamp
 DATABASE_URL ?= sqlite:///instance/certrail.sqlite
 export DATABASE_URL
 
-.PHONY: install run test lint bench clean
+.PHONY: install run serve-prod test lint bench clean
 
 install: $(STAMP) $(NODE_STAMP)
 
@@ -25,6 +25,14 @@ run: install
 	$(BIN)/certrail db upgrade
 	$(BIN)/certrail demo load
 	$(BIN)/certrail serve --host 127.0.0.1 --port 5000
+
+# Production mode: PostgreSQL only, e.g.
+#   make serve-prod DATABASE_URL=postgresql://postgres@127.0.0.1:5432/certrail WEB_WORKERS=4 JOB_WORKERS=2
+WEB_WORKERS ?= 4
+JOB_WORKERS ?= 2
+serve-prod: install
+	$(BIN)/certrail serve-prod --host 127.0.0.1 --port 5000 \
+		--web-workers $(WEB_WORKERS) --job-workers $(JOB_WORKERS)
 
 test: install
 	$(BIN)/ruff check engine web tests bench

@@ -145,6 +145,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve_prod(args: argparse.Namespace) -> int:
+    import os
+
+    from .supervisor import serve_production
+
+    _log_to_stderr()
+    return serve_production(
+        args.database or os.environ.get("DATABASE_URL", ""),
+        host=args.host,
+        port=args.port,
+        web_workers=args.web_workers,
+        job_workers=args.job_workers,
+        threads=args.threads,
+    )
+
+
 def _log_to_stderr() -> None:
     import logging
 
@@ -489,6 +505,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     analyze.add_argument("--json", action="store_true")
     analyze.set_defaults(func=cmd_items_analyze)
+
+    prod = commands.add_parser(
+        "serve-prod", help="migrate, then run gunicorn web workers and job workers (PostgreSQL)"
+    )
+    prod.add_argument("--host", default="127.0.0.1")
+    prod.add_argument("--port", type=int, default=5000)
+    prod.add_argument("--web-workers", type=int, default=4, help="gunicorn worker processes")
+    prod.add_argument("--threads", type=int, default=4, help="threads per web worker")
+    prod.add_argument("--job-workers", type=int, default=2, help="`certrail worker` processes")
+    prod.set_defaults(func=cmd_serve_prod)
 
     serve = commands.add_parser("serve", help="run the web app and the scheduler in one process")
     serve.add_argument("--host", default="127.0.0.1")
