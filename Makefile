@@ -7,7 +7,7 @@ NODE_STAMP := web/node_modules/.install.stamp
 DATABASE_URL ?= sqlite:///instance/certrail.sqlite
 export DATABASE_URL
 
-.PHONY: install run serve-prod test lint bench clean
+.PHONY: install run serve-prod test lint bench bench-http clean
 
 install: $(STAMP) $(NODE_STAMP)
 
@@ -45,6 +45,11 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/engine_throughput.py
+
+# API task completion under load (locust) against serve-prod on PostgreSQL, and 1,000 races.
+bench-http: install
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python bench/http_load.py --write-results
 
 clean:
 	rm -rf $(VENV) web/node_modules instance .pytest_cache
