@@ -52,24 +52,37 @@ class ScriptError(CertrailError):
 
 
 class Finding:
-    """One problem found in a model or form file."""
+    """One problem found in a model or form file: its severity, the element it concerns (id and
+    name, when it concerns one) and what is wrong."""
 
-    __slots__ = ("severity", "file", "element_id", "message")
+    __slots__ = ("severity", "file", "element_id", "message", "element_name")
 
-    def __init__(self, severity: str, file: str, element_id: str | None, message: str):
+    def __init__(
+        self,
+        severity: str,
+        file: str,
+        element_id: str | None,
+        message: str,
+        element_name: str | None = None,
+    ):
         self.severity = severity
         self.file = file
         self.element_id = element_id
         self.message = message
+        self.element_name = element_name
 
     def __str__(self) -> str:
         where = f"{self.file}" + (f" [{self.element_id}]" if self.element_id else "")
         return f"{where}: {self.severity}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"Finding({self.severity!r}, {self.element_id!r}, {self.message!r})"
 
     def as_dict(self) -> dict[str, str | None]:
         return {
             "severity": self.severity,
             "file": self.file,
             "element_id": self.element_id,
+            "element_name": self.element_name,
             "message": self.message,
         }

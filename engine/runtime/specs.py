@@ -10,6 +10,7 @@ assigned).
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -115,14 +116,32 @@ def checksum(source: bytes) -> str:
     return hashlib.sha256(source).hexdigest()
 
 
-def parse_model(source: bytes | str, filename: str = "<upload>") -> ParsedModel:
-    """Parse untrusted BPMN into a ParsedModel, or raise ModelError with findings."""
+_SCHEMA_LOCK = threading.Lock()
+
+
+def schema_violations(tree: etree._ElementTree) -> list[tuple[int | None, str]]:
+    """Every BPMN 2.0 XSD violation of `tree` as (line, message), with the schema SpiffWorkflow
+    validates against (BPMN 2.0 plus the spiffworkflow extensions), loaded once per process."""
+    VALIDATOR.preprocess(tree)
+    schema = VALIDATOR.validator
+    with _SCHEMA_LOCK:  # the error log lives on the shared schema object
+        if schema.validate(tree):
+            return []
+        return [(error.line or None, error.message) for error in schema.error_log]
+
+
+def parse_model(
+    source: bytes | str, filename: str = "<upload>", *, check_schema: bool = True
+) -> ParsedModel:
+    """Parse untrusted BPMN into a ParsedModel, or raise ModelError with findings.
+
+    `check_schema=False` skips the XSD validation, for a caller that has just done it."""
     data = source.encode("utf-8") if isinstance(source, str) else source
     try:
         tree = parse_untrusted_xml(data)
     except UnsafeXMLError as exc:
         raise ModelError(str(exc), [Finding("error", filename, None, str(exc))]) from None
-    parser = SpiffBpmnParser(validator=VALIDATOR)
+    parser = SpiffBpmnParser(validator=VALIDATOR if check_schema else None)
     try:
         parser.add_bpmn_xml(tree, filename)
         process_ids = parser.get_process_ids()
@@ -136,7 +155,7 @@ def parse_model(source: bytes | str, filename: str = "<upload>") -> ParsedModel:
         msg = _validation_message(exc)
         raise ModelError(msg, [Finding("error", filename, element, msg)]) from None
     except RecursionError:
-        msg = "the process is too long to parse (more than a few hundred steps in one chain)"
+        msg = _TOO_LONG
         raise ModelError(msg, [Finding("error", filename, None, msg)]) from None
     except ModelError:
         raise
@@ -161,7 +180,12 @@ def parse_model(source: bytes | str, filename: str = "<upload>") -> ParsedModel:
     return model
 
 
+_TOO_LONG = "the process is too long to parse (more than a few hundred steps in one chain)"
+
+
 def _validation_message(exc: ValidationException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "RecursionError" in str(exc):  # the parser wraps it with the element it was at
+        return _TOO_LONG
+    text = str(exc).splitlines()[0].strip().rstrip(".") if str(exc) else type(exc).__name__
     line = getattr(exc, "line_number", None)
     return f"{text} (line {line})" if line else text
