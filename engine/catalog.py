@@ -2,14 +2,20 @@
 
 Shipped models (`bpmn/*.bpmn`) are synchronised into `model_versions` as published
 versions; a file whose content changed becomes a new version and older cases stay on the
-version they started with. Specs are cached per model version: a version never changes once
-stored, so the cache never needs invalidating, only filling.
+version they started with. A process owner may also publish versions through the modeler
+(engine/model_lifecycle.py); a shipped file never silently overrides such a newer version.
+
+Specs are cached per model version id. Only published versions are ever resolved here (cases
+pin published versions, and a version is immutable once published), so the cache never needs
+invalidating, only filling, in however many web and worker processes; a draft's spec is never
+cached.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
@@ -18,12 +24,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .audit import AuditLog
+from .certificates import add_months
 from .errors import ModelError, NotFoundError
 from .models import ModelVersion
 from .runtime.serializer import StateSerializer
 from .runtime.specs import ParsedModel, TaskProperties, checksum, parse_model
+from .runtime.xml import UnsafeXMLError, parse_untrusted_xml
 
 BPMN_DIR = Path(__file__).resolve().parent.parent / "bpmn"
+REVIEW_INTERVAL_MONTHS = 12
+
+log = logging.getLogger(__name__)
 
 
 class SpecBundle:
@@ -59,6 +70,7 @@ class ModelCatalog:
         self.bpmn_dir = Path(bpmn_dir)
         self._specs: dict[int, BpmnProcessSpec] = {}
         self._bundles: dict[tuple[tuple[str, int], ...], SpecBundle] = {}
+        self._element_ids: dict[int, frozenset[str]] = {}
         self._lock = threading.Lock()
 
     # -- shipped models -------------------------------------------------------------------
@@ -74,15 +86,33 @@ class ModelCatalog:
     def sync_shipped_models(
         self, session: Session, now: datetime, audit: AuditLog
     ) -> list[ModelVersion]:
-        """Store each shipped model whose content is new as a new published version."""
+        """Publish each shipped model whose content is new as a new version.
+
+        A file is new when it differs from the latest version synchronised from a file. It
+        replaces the published version only if that one came from a file too: a version a
+        process owner published through the modeler after the last shipped one stays
+        published (the file's change is logged and skipped; the process owner can take it
+        over in the modeler)."""
         created = []
         for model in self.parse_shipped_models():
-            latest = self._latest_version(session, model.process_id)
-            if latest is not None and latest.checksum == model.checksum:
+            shipped = self._latest_shipped_version(session, model.process_id)
+            if shipped is not None and shipped.checksum == model.checksum:
+                continue
+            current = self._published(session, model.process_id)
+            if current is not None and not current.shipped:
+                log.warning(
+                    "%s changed but was not published: %s v%d, published through the modeler, "
+                    "is newer than the last shipped version",
+                    model.filename,
+                    model.process_id,
+                    current.version,
+                )
                 continue
             version = self.store_version(session, model, now, status="published")
-            if latest is not None and latest.status == "published":
-                latest.status = "retired"
+            version.review_due_on = review_due(now)
+            if current is not None:
+                current.status = "retired"
+                current.retired_at = now
             created.append(version)
             audit.record(
                 now,
@@ -93,6 +123,7 @@ class ModelCatalog:
                     "process_id": model.process_id,
                     "version": version.version,
                     "checksum": version.checksum,
+                    "retired_version": current.version if current is not None else None,
                 },
             )
         return created
@@ -130,23 +161,55 @@ class ModelCatalog:
         return version
 
     @staticmethod
-    def _latest_version(session: Session, process_id: str) -> ModelVersion | None:
+    def _latest_shipped_version(session: Session, process_id: str) -> ModelVersion | None:
         return session.scalars(
             select(ModelVersion)
-            .where(ModelVersion.process_id == process_id)
+            .where(ModelVersion.process_id == process_id, ModelVersion.author_id.is_(None))
             .order_by(ModelVersion.version.desc())
             .limit(1)
         ).first()
 
-    # -- resolving what a case runs --------------------------------------------------------
-
-    def published_version(self, session: Session, process_id: str) -> ModelVersion:
-        version = session.scalars(
+    @staticmethod
+    def _published(session: Session, process_id: str) -> ModelVersion | None:
+        return session.scalars(
             select(ModelVersion)
             .where(ModelVersion.process_id == process_id, ModelVersion.status == "published")
             .order_by(ModelVersion.version.desc())
             .limit(1)
         ).first()
+
+    # -- what references may point at ------------------------------------------------------
+
+    @staticmethod
+    def published_process_ids(session: Session) -> set[str]:
+        """Processes a call activity may call: those with a published version."""
+        return set(
+            session.scalars(
+                select(ModelVersion.process_id).where(ModelVersion.status == "published")
+            )
+        )
+
+    def published_element_ids(self, session: Session) -> set[str]:
+        """Element ids of every published model (what `exclude_performers_of` may name)."""
+        ids: set[str] = set()
+        for version_id in session.scalars(
+            select(ModelVersion.id).where(ModelVersion.status == "published")
+        ):
+            found = self._element_ids.get(version_id)
+            if found is None:
+                xml = session.scalar(
+                    select(ModelVersion.bpmn_xml).where(ModelVersion.id == version_id)
+                )
+                found = _element_ids(xml or "")
+                with self._lock:
+                    self._element_ids[version_id] = found
+            ids |= found
+        return ids
+
+    # -- resolving what a case runs --------------------------------------------------------
+
+    def published_version(self, session: Session, process_id: str) -> ModelVersion:
+        version = self._published(session, process_id)
         if version is None:
             raise NotFoundError(f"no published version of process '{process_id}'")
         return version
@@ -163,6 +226,22 @@ class ModelCatalog:
             pinned[current] = version.id
             spec = self._spec(session, version.id)
             pending.extend(_called_processes(spec))
+        return pinned
+
+    def pin_versions_keeping(
+        self, session: Session, version: ModelVersion, kept: dict[str, int]
+    ) -> dict[str, int]:
+        """`version` and the processes it calls, transitively: a callee already pinned in
+        `kept` stays on its version, a new one gets its published version."""
+        pinned: dict[str, int] = {version.process_id: version.id}
+        pending = list(_called_processes(self._spec(session, version.id)))
+        while pending:
+            current = pending.pop()
+            if current in pinned:
+                continue
+            version_id = kept.get(current) or self.published_version(session, current).id
+            pinned[current] = int(version_id)
+            pending.extend(_called_processes(self._spec(session, int(version_id))))
         return pinned
 
     def bundle(self, session: Session, process_id: str, version_ids: dict[str, int]) -> SpecBundle:
@@ -191,6 +270,19 @@ class ModelCatalog:
             with self._lock:
                 self._specs[version_id] = spec
         return spec
+
+
+def review_due(published_at: datetime) -> date:
+    """When a version published at `published_at` is next due for its periodic review."""
+    return add_months(published_at.date(), REVIEW_INTERVAL_MONTHS)
+
+
+def _element_ids(xml: str) -> frozenset[str]:
+    try:
+        tree = parse_untrusted_xml(xml)
+    except UnsafeXMLError:
+        return frozenset()
+    return frozenset(str(e.get("id")) for e in tree.iter() if e.get("id"))
 
 
 def _called_processes(spec: BpmnProcessSpec) -> set[str]:

@@ -203,7 +203,8 @@ def drive_case(
             return
         for task in ready:
             values = dict(HAPPY_PATH.get(task.form, {}))
-            schema = engine.forms.get(task.form).schema
+            form = engine.task_form(task)
+            schema = form.schema if form is not None else {}
             values.update(
                 {k: v for k, v in (overrides or {}).items() if k in schema.get("properties", {})}
             )

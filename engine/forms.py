@@ -1,12 +1,17 @@
 """JSON Schema forms: load them, check them, validate submitted data, explain errors.
 
-One form per user task (`forms/<name>.json`, draft 2020-12). This module is the only place
-that validates task data, whether it comes from a page, the API, the CLI or a simulation.
+One form per user task (`forms/<name>.json`, draft 2020-12), or one edited with the task's
+model version (`ModelVersion.forms_json`), which then takes precedence for cases on that
+version. This module is the only place that validates task data, whether it comes from a
+page, the API, the CLI or a simulation.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +22,7 @@ from jsonschema.exceptions import SchemaError
 from .errors import Finding, ValidationError
 
 FORMS_DIR = Path(__file__).resolve().parent.parent / "forms"
+FORM_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,99}$")
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,22 @@ class Form:
     def field_names(self) -> list[str]:
         return list(self.schema.get("properties", {}))
 
+    def validate(self, data: Any) -> dict[str, Any]:
+        """Return `data` if it satisfies the form, else raise ValidationError listing every
+        offending field."""
+        if not isinstance(data, dict):
+            raise ValidationError("form data must be an object", {"": ["must be an object"]})
+        fields: dict[str, list[str]] = {}
+        for error in self.validator.iter_errors(data):
+            for path, message in _explain(error, self.schema):
+                fields.setdefault(path, []).append(message)
+        if fields:
+            summary = "; ".join(
+                f"{k or '(form)'}: {', '.join(v)}" for k, v in sorted(fields.items())
+            )
+            raise ValidationError(f"Invalid data for form '{self.name}': {summary}", fields)
+        return data
+
 
 class FormRegistry:
     """The forms of one directory, checked against the 2020-12 metaschema when loaded."""
@@ -41,6 +63,8 @@ class FormRegistry:
         self.directory = Path(directory)
         self._forms: dict[str, Form] = {}
         self.findings: list[Finding] = []
+        self._versions: dict[int, VersionForms] = {}
+        self._lock = threading.Lock()
         self.reload()
 
     def reload(self) -> None:
@@ -67,40 +91,92 @@ class FormRegistry:
     def validate(self, name: str, data: Any) -> dict[str, Any]:
         """Return `data` if it satisfies form `name`, else raise ValidationError listing
         every offending field."""
-        form = self.get(name)
-        if not isinstance(data, dict):
-            raise ValidationError("form data must be an object", {"": ["must be an object"]})
-        fields: dict[str, list[str]] = {}
-        for error in form.validator.iter_errors(data):
-            for path, message in _explain(error, form.schema):
-                fields.setdefault(path, []).append(message)
-        if fields:
-            summary = "; ".join(
-                f"{k or '(form)'}: {', '.join(v)}" for k, v in sorted(fields.items())
-            )
-            raise ValidationError(f"Invalid data for form '{name}': {summary}", fields)
-        return data
+        return self.get(name).validate(data)
+
+    def of_version(
+        self, version_id: int, load: Callable[[], Mapping[str, Any] | None]
+    ) -> VersionForms:
+        """The forms a model version runs with; `load()` reads its `forms_json`. Only
+        published (immutable) versions run cases, so the result is kept per version id."""
+        found = self._versions.get(version_id)
+        if found is None:
+            found = VersionForms(self, load() or {})
+            with self._lock:
+                self._versions[version_id] = found
+        return found
+
+
+class VersionForms:
+    """The forms edited with one model version, in front of the registry's `forms/`."""
+
+    def __init__(self, registry: FormRegistry, forms_json: Mapping[str, Any]):
+        self.registry = registry
+        self.own: dict[str, Form] = {}
+        for name, schema in (forms_json or {}).items():
+            form, _findings = form_of_schema(name, schema)
+            if form is not None:
+                self.own[name] = form
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.own or name in self.registry
+
+    def get(self, name: str) -> Form:
+        form = self.own.get(name)
+        return form if form is not None else self.registry.get(name)
 
 
 def load_form(path: Path) -> tuple[Form | None, list[Finding]]:
-    name = path.stem
     try:
         schema = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         return None, [Finding("error", str(path), None, f"not valid JSON: {exc}")]
+    return form_of_schema(path.stem, schema, str(path))
+
+
+def form_of_schema(
+    name: str, schema: Any, file: str | None = None
+) -> tuple[Form | None, list[Finding]]:
+    """Check `schema` against the 2020-12 metaschema and Certrail's rules for a form.
+
+    Findings name the file when there is one (`forms/<name>.json`, element: the path inside
+    the schema), else the form (element: the form's name, for forms edited with a model)."""
+    where = file or f"form {name}"
+
+    def finding(path: str | None, message: str) -> Finding:
+        element = path if file else name
+        text = message if file or not path else f"{message} (at {path})"
+        return Finding("error", where, element, text)
+
+    if not isinstance(schema, dict):
+        return None, [finding(None, "a form schema must be a JSON object")]
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
-        where = "/".join(str(p) for p in exc.path) or None
-        return None, [Finding("error", str(path), where, f"invalid JSON Schema: {exc.message}")]
-    findings = []
+        path = "/".join(str(p) for p in exc.path) or None
+        return None, [finding(path, f"invalid JSON Schema: {exc.message}")]
     if schema.get("type") != "object":
-        findings.append(
-            Finding("error", str(path), None, 'a form schema must have "type": "object"')
-        )
-        return None, findings
+        return None, [finding(None, 'a form schema must have "type": "object"')]
     validator = Draft202012Validator(schema, format_checker=FormatChecker())
-    return Form(name, schema, validator), findings
+    return Form(name, schema, validator), []
+
+
+def check_version_forms(forms: Mapping[str, Any]) -> list[Finding]:
+    """Findings for forms edited with a model version: each must be a valid form schema
+    under a name a task can refer to (element id: the form's name)."""
+    findings: list[Finding] = []
+    for name, schema in forms.items():
+        if not isinstance(name, str) or not FORM_NAME.match(name):
+            findings.append(
+                Finding(
+                    "error",
+                    f"form {name}",
+                    str(name),
+                    "a form name starts with a letter and has only letters, digits, _ and -",
+                )
+            )
+            continue
+        findings.extend(form_of_schema(name, schema)[1])
+    return findings
 
 
 def _explain(error, schema: dict[str, Any]) -> list[tuple[str, str]]:

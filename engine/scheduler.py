@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from .lifecycle import expire_certificates, open_due_recertifications, start_due_surveillance
+from .model_lifecycle import remind_model_reviews
 from .notifications import send_notifications
 from .service_levels import escalate_overdue_tasks, mark_overdue_tasks, send_task_reminders
 from .timers import fire_due_timers
@@ -30,6 +31,7 @@ JOBS: dict[str, Callable[[Engine], int]] = {
     "send_task_reminders": send_task_reminders,
     "mark_overdue_tasks": mark_overdue_tasks,
     "escalate_overdue_tasks": escalate_overdue_tasks,
+    "remind_model_reviews": remind_model_reviews,
     "send_notifications": send_notifications,
 }
 

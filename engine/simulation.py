@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from . import Engine
+from .errors import ValidationError
 from .models import Certificate, HumanTask, User, UserRole
 
 # Choices that take a case to a granted certificate.
@@ -205,7 +206,10 @@ def _form_data(
         examiner = roster.pick("examiner", set(by_role.values()))
         by_role["examiner"] = examiner
         overrides["examiner"] = examiner
-    return valid_form_data(engine.forms.get(task.form).schema, overrides)
+    form = engine.task_form(task)
+    if form is None:
+        raise ValidationError(f"form '{task.form}' does not exist")
+    return valid_form_data(form.schema, overrides)
 
 
 def _certificate_number(engine: Engine, case_id: int) -> str | None:

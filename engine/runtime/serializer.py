@@ -49,6 +49,11 @@ class StateSerializer:
         self._serializer = BpmnWorkflowSerializer(_make_registry())
         self._registry = self._serializer.registry
 
+    @property
+    def registry(self) -> Any:
+        """The converter registry (what SpiffWorkflow's spec diff compares specs with)."""
+        return self._registry
+
     def dump_workflow(self, workflow: BpmnWorkflow) -> str:
         self._registry._encoder_mode = True
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine.catalog import BPMN_DIR
+from tests.e2e.test_certification_journey import log_in
 
 SHIPPED = len(list(BPMN_DIR.glob("*.bpmn")))
 
@@ -13,6 +14,7 @@ SHIPPED = len(list(BPMN_DIR.glob("*.bpmn")))
 def test_home_page_draws_every_shipped_model_with_bpmn_js(live_server, page, screenshot):
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    log_in(page, live_server, "clerk")
     page.goto(live_server + "/models")
     page.wait_for_selector(".diagram[data-rendered='true']")
     page.wait_for_function(

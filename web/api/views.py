@@ -200,8 +200,8 @@ def task(task_id: int):
     with engine().sessions() as session:
         found, _case = visible_task(session, user, task_id)
     view = task_view(found, user, engine().clock.now())
-    forms = engine().forms
-    view["form_schema"] = forms.get(found.form).schema if found.form in forms else None
+    form = engine().task_form(found)
+    view["form_schema"] = form.schema if form is not None else None
     return dump(s.TaskDetailSchema, view)
 
 

@@ -34,7 +34,7 @@ from engine import inbox as inbox_queries
 from engine.case_views import task_refusals, visible_task
 from engine.cases import complete_task, find_user
 from engine.documents import attach_document
-from engine.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
+from engine.errors import ConflictError, PermissionDenied, ValidationError
 from engine.models import Case, Document, HumanTask, Person, Scheme, User
 
 from .. import forms_render
@@ -165,10 +165,10 @@ def _back() -> str:
 
 
 def _task_name(task_id: int) -> str:
+    """The task's name, if the user may see its case: a task on a case they may not see is
+    "not found" (404), as on the task page and the API, so ids reveal nothing."""
     with engine().sessions() as session:
-        task = session.get(HumanTask, task_id)
-        if task is None:
-            raise NotFoundError(f"task {task_id} does not exist")
+        task, _case = visible_task(session, current_engine_user(), task_id)
         return task.name
 
 
@@ -218,8 +218,8 @@ def _task_context(task_id: int) -> dict[str, Any]:
         assignee = session.get(User, task.assignee_id) if task.assignee_id else None
         completed_by = session.get(User, task.completed_by_id) if task.completed_by_id else None
         panel = _manager_panel(session, task, case, eng.clock.now())
+        form = eng.task_form(task, session)
         session.expunge_all()
-    form = eng.forms.get(task.form) if task.form else None
     return {
         "task": task,
         "case": case,
@@ -302,7 +302,7 @@ def task(task_id: int):
     if errors:
         # Show every problem at once: the engine's validator explains the other fields.
         try:
-            engine().forms.validate(form.name, data)
+            form.validate(data)
         except ValidationError as invalid:
             for path, messages in invalid.fields.items():
                 if path.split(".", 1)[0] not in errors:
