@@ -31,6 +31,9 @@ loop         the whole per-case loop: case start (raw: new workflow + first engi
              serialize/deserialize; certrail: `start_case`), every ready-task listing
              (certrail: `ready_tasks` query), form data generation and the completions.
              Applicant registration (certrail) is outside both timers.
+statements   SQL statements per completion, counted over one more case on each database
+             after the timed runs (on PostgreSQL each is a round trip; BEGIN and COMMIT
+             come on top).
 
 Every repeat uses a fresh database (and a fresh Engine), runs one untimed warm-up case
 (`--warmup`) and then `--cases` timed cases; the figure per variant is the median of the
@@ -429,6 +432,75 @@ def _run_certrail(sql, cases: int, warmup: int, live_workflow_capacity: int = 20
     return result
 
 
+# Statements per Engine.complete before the round-trip work, counted the same way.
+STATEMENTS_BEFORE = "SQLite 19.3, PostgreSQL 15.5 + 1.0 pool ping"
+
+
+@dataclass
+class StatementCount:
+    """SQL statements the driver sent per completion (each one a round trip on PostgreSQL;
+    BEGIN and COMMIT come on top), counted over one case after a warm-up case."""
+
+    per_completion: float
+    pings: float
+
+
+def count_statements(sql) -> StatementCount:
+    driver = CertrailDriver(sql)
+    driver.run_case(None)
+    counting = {"on": False, "statements": 0, "pings": 0}
+    ping = sql.dialect.do_ping
+
+    def counted_ping(dbapi_connection):
+        counting["pings"] += counting["on"]
+        return ping(dbapi_connection)
+
+    sql.dialect.do_ping = counted_ping
+
+    @event.listens_for(sql, "before_cursor_execute")
+    def _count(*_args):
+        counting["statements"] += counting["on"]
+
+    class Counting:
+        def enable(self):
+            counting["on"] = True
+
+        def disable(self):
+            counting["on"] = False
+
+    result = RepeatResult()
+    driver.run_case(result, Counting())
+    n = result.tasks or 1
+    return StatementCount(counting["statements"] / n, counting["pings"] / n)
+
+
+def count_statements_sqlite() -> StatementCount:
+    with tempfile.TemporaryDirectory(prefix="certrail-bench-") as tmpdir:
+        sql = sqlite_engine(tmpdir)
+        try:
+            return count_statements(sql)
+        finally:
+            sql.dispose()
+
+
+def count_statements_pg(url: str) -> StatementCount:
+    with PostgresSchema(url) as sql:
+        return count_statements(sql)
+
+
+def statements_line(sqlite: StatementCount, pg: StatementCount | None) -> str:
+    def show(count: StatementCount) -> str:
+        return f"{count.per_completion:.1f}" + (
+            f" + {count.pings:.1f} pool ping" if count.pings else ""
+        )
+
+    now = f"SQLite {show(sqlite)}" + (f", PostgreSQL {show(pg)}" if pg is not None else "")
+    return (
+        f"- SQL statements per completion (one case, counted after the timed runs): {now}; "
+        f"before the round-trip work: {STATEMENTS_BEFORE}."
+    )
+
+
 def profile_certrail_sqlite(cases: int, top: int) -> str:
     """cProfile of `Engine.complete` only (profiler enabled around each call), SQLite."""
     with tempfile.TemporaryDirectory(prefix="certrail-bench-") as tmpdir:
@@ -558,6 +630,7 @@ def markdown_section(
     variants: list[VariantResult],
     ratio: float,
     pg_ratio: float | None,
+    statements: str,
 ) -> str:
     lines = [
         SECTION_START,
@@ -585,6 +658,7 @@ def markdown_section(
             if pg_ratio is not None
             else "- PostgreSQL: skipped (not reachable or `--no-pg`)"
         ),
+        statements,
         "- State JSON: raw serializes the whole workflow including its specs; Certrail's",
         "  `StateSerializer` stores the task tree and data only (specs are per model version).",
         "- Certrail writes the case state to the database at every step. It reads it back only",
@@ -677,6 +751,11 @@ def main() -> None:
     if args.profile:
         print(profile_certrail_sqlite(args.profile, args.profile_top))
 
+    statements = statements_line(
+        count_statements_sqlite(), count_statements_pg(args.pg_url) if pg_version else None
+    )
+    print(statements)
+
     raw, sqlite_v, pg, _cold = variants
     ratio = sqlite_v.median() / raw.median()
     pg_ratio = pg.median() / raw.median() if pg.repeats else None
@@ -684,7 +763,9 @@ def main() -> None:
         command = ".venv/bin/python bench/engine_throughput.py " + " ".join(
             shlex.quote(a) for a in sys.argv[1:]
         )
-        write_results(markdown_section(command.strip(), info, args, variants, ratio, pg_ratio))
+        write_results(
+            markdown_section(command.strip(), info, args, variants, ratio, pg_ratio, statements)
+        )
         print(f"results written to {RESULTS_FILE.relative_to(ROOT)}")
     print(
         f"pg_ratio={pg_ratio:.3f}"

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine as SqlEngine
 from sqlalchemy import select
@@ -24,19 +25,25 @@ from .db import make_engine, make_session_factory
 from .errors import (
     CertrailError,
     ConflictError,
+    Finding,
     ModelError,
     NotFoundError,
     PermissionDenied,
     ScriptError,
     ValidationError,
 )
-from .forms import FORMS_DIR, FormRegistry
+from .forms import FORMS_DIR, Form, FormRegistry
 from .models import Case, HumanTask, ModelVersion, Person, Scheme, User
 from .runtime.runner import LiveWorkflows
 from .runtime.sandbox import RestrictedEnvironment
 from .runtime.serializer import StateSerializer
 from .settings import Settings
 from .unit_of_work import UnitOfWork
+
+if TYPE_CHECKING:
+    from .case_migration import CaseOnVersion, MigrationPreview
+    from .model_diff import ModelDiff
+    from .model_lifecycle import ProcessModelSummary, SavedDraft, UploadedModel
 
 __all__ = [
     "CaseStarted",
@@ -96,6 +103,200 @@ class Engine:
         """Publish shipped models whose content is new; returns the versions created."""
         with self.unit_of_work() as uow:
             return self.catalog.sync_shipped_models(uow.session, uow.now, uow.audit)
+
+    # -- document control of model versions (engine/model_lifecycle.py) ----------------------
+
+    def validate_model(
+        self, bpmn_xml: bytes | str, forms: dict[str, dict] | None = None
+    ) -> list[Finding]:
+        """Every finding for a model (and the forms edited with it); stores nothing."""
+        from . import model_lifecycle
+
+        with self.sessions() as session:
+            return model_lifecycle.validate(self, session, bpmn_xml, forms).findings
+
+    def save_model_draft(
+        self,
+        username: str,
+        bpmn_xml: bytes | str,
+        *,
+        change_summary: str | None = None,
+        forms: dict[str, dict] | None = None,
+    ) -> SavedDraft:
+        from . import model_lifecycle
+
+        with self.unit_of_work() as uow:
+            return model_lifecycle.save_draft(
+                self, uow, cases.find_user(uow, username), bpmn_xml, change_summary, forms
+            )
+
+    def upload_model(
+        self, username: str, source: bytes, change_summary: str | None = None
+    ) -> UploadedModel:
+        """An uploaded .bpmn file (Camunda attributes mapped) saved as the open draft."""
+        from . import model_lifecycle
+
+        with self.unit_of_work() as uow:
+            return model_lifecycle.save_upload(
+                self, uow, cases.find_user(uow, username), source, change_summary
+            )
+
+    def submit_model_for_review(
+        self, version_id: int, username: str, change_summary: str | None = None
+    ) -> ModelVersion:
+        from . import model_lifecycle
+
+        with self.unit_of_work() as uow:
+            return model_lifecycle.submit_for_review(
+                self, uow, version_id, cases.find_user(uow, username), change_summary
+            )
+
+    def approve_model_version(self, version_id: int, username: str) -> ModelVersion:
+        from . import model_lifecycle
+
+        try:
+            with self.unit_of_work() as uow:
+                return model_lifecycle.approve(uow, version_id, cases.find_user(uow, username))
+        except model_lifecycle.FourEyesRefusal as refused:
+            with self.unit_of_work() as uow:
+                model_lifecycle.record_refusal(uow, refused)
+            raise
+
+    def return_model_to_draft(self, version_id: int, username: str, comment: str) -> ModelVersion:
+        from . import model_lifecycle
+
+        with self.unit_of_work() as uow:
+            return model_lifecycle.return_to_draft(
+                uow, version_id, cases.find_user(uow, username), comment
+            )
+
+    def publish_model_version(
+        self, version_id: int, username: str, review_due_on: date | None = None
+    ) -> ModelVersion:
+        from . import model_lifecycle
+
+        with self.unit_of_work() as uow:
+            return model_lifecycle.publish(
+                self, uow, version_id, cases.find_user(uow, username), review_due_on
+            )
+
+    def retire_model_version(self, version_id: int, username: str) -> ModelVersion:
+        from . import model_lifecycle
+
+        with self.unit_of_work() as uow:
+            return model_lifecycle.retire(uow, version_id, cases.find_user(uow, username))
+
+    def model_library(self) -> list[ProcessModelSummary]:
+        from . import model_lifecycle
+
+        with self.sessions() as session:
+            return model_lifecycle.library(session)
+
+    def model_history(self, process_id: str) -> list[ModelVersion]:
+        """Every version of a process, newest first."""
+        from . import model_lifecycle
+
+        with self.sessions() as session:
+            return model_lifecycle.history(session, process_id)
+
+    def model_version(self, version_id: int) -> ModelVersion:
+        with self.sessions() as session:
+            version = session.get(ModelVersion, version_id)
+            if version is None:
+                raise NotFoundError(f"model version {version_id} does not exist")
+            return version
+
+    def version_forms(self, version_id: int) -> dict[str, dict]:
+        """The forms edited with a model version (name -> JSON Schema)."""
+        return dict(self.model_version(version_id).forms_json or {})
+
+    def diff_model_versions(self, from_version_id: int, to_version_id: int) -> ModelDiff:
+        from .model_diff import diff_models
+
+        before = self.model_version(from_version_id)
+        after = self.model_version(to_version_id)
+        if before.process_id != after.process_id:
+            raise ValidationError(
+                f"versions of different processes ({before.process_id}, {after.process_id}) "
+                "cannot be compared",
+                {"to_version_id": [f"is a version of {after.process_id}"]},
+            )
+        return diff_models(before.bpmn_xml, after.bpmn_xml)
+
+    def running_cases(self, process_id: str) -> list[CaseOnVersion]:
+        """The open cases of a process, with the version each runs on."""
+        from .case_migration import running_cases
+
+        with self.sessions() as session:
+            return running_cases(session, process_id)
+
+    def preview_migration(
+        self, case_ids: list[int], target_version_id: int
+    ) -> list[MigrationPreview]:
+        """What moving each case to the target version would change, or why it cannot."""
+        from . import case_migration
+
+        with self.unit_of_work() as uow:
+            return case_migration.preview(self, uow, list(case_ids), target_version_id)
+
+    def migrate_cases(
+        self, case_ids: list[int], target_version_id: int, username: str
+    ) -> list[MigrationPreview]:
+        """Move each case that can move to the target version (one unit of work each, the
+        case locked); the others are refused with their reason and left unchanged."""
+        from . import case_migration
+        from .model_lifecycle import APPROVER_ROLE
+
+        user = self.user(username)
+        if APPROVER_ROLE not in user.role_names:
+            raise PermissionDenied("only a quality manager may move cases to another version")
+        results = []
+        for case_id in case_ids:
+            try:
+                with self.unit_of_work() as uow:
+                    results.append(
+                        case_migration.migrate_case(
+                            self, uow, case_id, target_version_id, user.username
+                        )
+                    )
+            except ConflictError as conflict:
+                results.append(
+                    case_migration.MigrationPreview(
+                        case_id, None, None, False, conflict.message, []
+                    )
+                )
+        return results
+
+    def task_form(self, task: HumanTask, session: Session | None = None) -> Form | None:
+        """The form a task shows and validates: the one edited with the model version the
+        task runs on (its case's version, or the called process's pinned version), else the
+        one in forms/. None when the task has no form or its form does not exist."""
+        if not task.form:
+            return None
+        if session is None:
+            with self.sessions() as own:
+                return self.task_form(task, own)
+        row = (
+            _versions_of_loaded_case(session, task.case_id)
+            or session.execute(
+                select(Case.process_id, Case.model_version_id, Case.subprocess_versions).where(
+                    Case.id == task.case_id
+                )
+            ).one_or_none()
+        )
+        if row is None:
+            forms = self.forms.of_version(0, dict)
+        else:
+            process_id, version_id, subprocess_versions = row
+            if task.process_id != process_id:
+                version_id = (subprocess_versions or {}).get(task.process_id, version_id)
+            forms = self.forms.of_version(
+                int(version_id),
+                lambda: session.scalar(
+                    select(ModelVersion.forms_json).where(ModelVersion.id == version_id)
+                ),
+            )
+        return forms.get(task.form) if task.form in forms else None
 
     # -- cases and tasks ------------------------------------------------------------------
 
@@ -167,25 +368,6 @@ class Engine:
                     self.settings.base_url,
                 )
 
-    def submit_model_for_review(self, version_id: int, username: str) -> ModelVersion:
-        from . import model_lifecycle
-
-        with self.unit_of_work() as uow:
-            return model_lifecycle.submit_for_review(
-                uow, version_id, cases.find_user(uow, username)
-            )
-
-    def approve_model_version(self, version_id: int, username: str) -> ModelVersion:
-        from . import model_lifecycle
-
-        try:
-            with self.unit_of_work() as uow:
-                return model_lifecycle.approve(uow, version_id, cases.find_user(uow, username))
-        except model_lifecycle.FourEyesRefusal as refused:
-            with self.unit_of_work() as uow:
-                model_lifecycle.record_refusal(uow, refused)
-            raise
-
     @contextmanager
     def _recording_refusals(self) -> Iterator[None]:
         """A refused impartiality check is recorded even though its unit of work rolled back."""
@@ -225,6 +407,17 @@ class Engine:
         from .incidents import retry
 
         return retry(self, incident_id, username)
+
+    def count_request(self, key: str, limit: int, window_seconds: float = 60.0):
+        """Count a rate-limited request (shared by every process); see engine.rate_limits."""
+        from datetime import timedelta
+
+        from .rate_limits import count_request
+
+        with self.sessions() as session, session.begin():
+            return count_request(
+                session, key, self.clock.now(), limit, timedelta(seconds=window_seconds)
+            )
 
     # -- queries --------------------------------------------------------------------------
 
@@ -297,3 +490,11 @@ class Engine:
 
         with self.unit_of_work() as uow:
             return register_applicant(uow, given_name, family_name, email, password, username)
+
+
+def _versions_of_loaded_case(session: Session, case_id: int) -> tuple | None:
+    """The case's process and pinned versions when this session holds the case already."""
+    case = session.identity_map.get(Session.identity_key(Case, case_id))
+    if case is None:
+        return None
+    return case.process_id, case.model_version_id, case.subprocess_versions

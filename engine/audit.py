@@ -8,13 +8,14 @@ concurrent writers cannot fork the chain.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import TextClause, bindparam, insert, select, text
 from sqlalchemy.orm import Session
 
 from .models import AuditChainHead, AuditEvent
@@ -27,18 +28,27 @@ def event_hash(prev_hash: str, content: dict[str, Any]) -> str:
     return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
 
 
+CONTENT_FIELDS = (
+    "seq",
+    "at",
+    "actor",
+    "action",
+    "case_id",
+    "task_id",
+    "before",
+    "after",
+    "message",
+)
+
+
 def _content(event: AuditEvent) -> dict[str, Any]:
-    return {
-        "seq": event.seq,
-        "at": event.at.isoformat(timespec="microseconds"),
-        "actor": event.actor,
-        "action": event.action,
-        "case_id": event.case_id,
-        "task_id": event.task_id,
-        "before": event.before,
-        "after": event.after,
-        "message": event.message,
-    }
+    return _row_content({name: getattr(event, name) for name in CONTENT_FIELDS})
+
+
+def _row_content(row: dict[str, Any]) -> dict[str, Any]:
+    content = {name: row[name] for name in CONTENT_FIELDS}
+    content["at"] = row["at"].isoformat(timespec="microseconds")
+    return content
 
 
 @dataclass
@@ -78,35 +88,87 @@ class AuditLog:
             PendingEvent(at, actor, action, message, case_id, task_id, before, after)
         )
 
-    def flush(self, session: Session) -> list[AuditEvent]:
+    def flush(self, session: Session) -> int:
+        """Chain the pending events in after the head and move the head past them: the head
+        row is locked, then one statement writes the events and the new head (two on SQLite,
+        whose single writer holds the database anyway). Returns how many were written."""
         if not self.pending:
-            return []
-        head = session.execute(
-            select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()
-        ).scalar_one_or_none()
-        if head is None:
-            head = AuditChainHead(id=1, last_seq=0, last_hash=GENESIS_HASH)
-            session.add(head)
-        written = []
+            return 0
+        last_seq, last_hash = _lock_chain_head(session)
+        rows = []
         for pending in self.pending:
-            event = AuditEvent(
-                seq=head.last_seq + 1,
-                at=pending.at,
-                actor=pending.actor,
-                action=pending.action,
-                case_id=pending.case_id,
-                task_id=pending.task_id,
-                before=pending.before,
-                after=pending.after,
-                message=pending.message,
-                prev_hash=head.last_hash,
-            )
-            event.hash = event_hash(event.prev_hash, _content(event))
-            head.last_seq, head.last_hash = event.seq, event.hash
-            session.add(event)
-            written.append(event)
+            last_seq += 1
+            row = {
+                "seq": last_seq,
+                "at": pending.at,
+                "actor": pending.actor,
+                "action": pending.action,
+                "case_id": pending.case_id,
+                "task_id": pending.task_id,
+                "before": pending.before,
+                "after": pending.after,
+                "message": pending.message,
+                "prev_hash": last_hash,
+            }
+            row["hash"] = last_hash = event_hash(last_hash, _row_content(row))
+            rows.append(row)
+        _append_events(session, rows)
         self.pending.clear()
-        return written
+        return len(rows)
+
+
+def _lock_chain_head(session: Session) -> tuple[int, str]:
+    """The chain's last sequence number and hash, the head row locked (created if missing)."""
+    head = session.execute(
+        select(AuditChainHead.last_seq, AuditChainHead.last_hash)
+        .where(AuditChainHead.id == 1)
+        .with_for_update()
+    ).one_or_none()
+    if head is None:
+        session.execute(insert(AuditChainHead).values(id=1, last_seq=0, last_hash=GENESIS_HASH))
+        return 0, GENESIS_HASH
+    return head.last_seq, head.last_hash
+
+
+def _append_events(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Write the events, at most EVENTS_PER_STATEMENT a statement (the drivers cap the
+    parameters of one), each statement moving the head to its last event."""
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    for start in range(0, len(rows), EVENTS_PER_STATEMENT):
+        batch = rows[start : start + EVENTS_PER_STATEMENT]
+        params = {
+            f"{name}_{n}": value for n, row in enumerate(batch) for name, value in row.items()
+        }
+        params.update(head_seq=batch[-1]["seq"], head_hash=batch[-1]["hash"])
+        for statement in _append_statements(len(batch), postgresql):
+            session.execute(statement, params)
+
+
+EVENTS_PER_STATEMENT = 500
+EVENT_COLUMNS = (*CONTENT_FIELDS, "prev_hash", "hash")
+
+
+@functools.lru_cache(maxsize=64)
+def _append_statements(count: int, postgresql: bool) -> tuple[TextClause, ...]:
+    """The statements writing `count` events and moving the head: one on PostgreSQL (a
+    data-modifying WITH), two elsewhere. Written as text, built once per count, so that
+    SQLAlchemy compiles each once (it does not cache a multi-row VALUES construct)."""
+    table = AuditEvent.__table__
+    move_head = (
+        "UPDATE audit_chain_head SET last_seq = :head_seq, last_hash = :head_hash WHERE id = 1"
+    )
+    rows = ", ".join(
+        "(" + ", ".join(f":{name}_{n}" for name in EVENT_COLUMNS) + ")" for n in range(count)
+    )
+    write_events = f"INSERT INTO audit_events ({', '.join(EVENT_COLUMNS)}) VALUES {rows}"
+    typed = [
+        bindparam(f"{name}_{n}", type_=table.c[name].type)
+        for n in range(count)
+        for name in ("at", "before", "after")
+    ]
+    if postgresql:
+        return (text(f"WITH moved_head AS ({move_head}) {write_events}").bindparams(*typed),)
+    return text(move_head), text(write_events).bindparams(*typed)
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from . import assignment, impartiality
@@ -190,12 +190,19 @@ def start_case(
 
 
 def load_run(
-    engine: Engine, uow: UnitOfWork, case: Case, actor: str, *, for_change: bool = True
+    engine: Engine,
+    uow: UnitOfWork,
+    case: Case,
+    actor: str,
+    *,
+    for_change: bool = True,
+    open_tasks: list[HumanTask] | None = None,
 ) -> CaseRun:
     """Restore the case's workflow for this unit of work.
 
     With `for_change`, the in-memory copy kept from the case's previous unit of work is used
     when it is still current, and the changed workflow is kept again after the commit.
+    `open_tasks`, when the caller read them under the case lock, spares reading them again.
     """
     versions = {case.process_id: case.model_version_id, **case.subprocess_versions}
     bundle = engine.catalog.bundle(uow.session, case.process_id, versions)
@@ -217,6 +224,7 @@ def load_run(
         uow.now,
         actor,
         engine.settings,
+        open_tasks,
     )
     script_engine.system_actions = system_actions_for(engine, uow, run)
     if for_change:
@@ -229,17 +237,40 @@ def keep_after_commit(engine: Engine, uow: UnitOfWork, case: Case, workflow) -> 
 
 
 def open_task(uow: UnitOfWork, task_id: int) -> tuple[HumanTask, Case]:
-    """The task and its case, with the case row locked for the rest of the unit of work.
+    task, case, _open_tasks = open_task_in_case(uow, task_id)
+    return task, case
+
+
+def open_task_in_case(uow: UnitOfWork, task_id: int) -> tuple[HumanTask, Case, list[HumanTask]]:
+    """The task, its case (the row locked for the rest of the unit of work) and the case's
+    open tasks, read in two statements.
 
     Writers to one case queue on that lock (on SQLite the database lock does the same), and
-    the task is read again after it, so a writer always sees what the one before it did.
+    the tasks are read after it, so a writer always sees what the one before it did.
     """
-    task = uow.session.get(HumanTask, task_id)
+    case_of_task = select(HumanTask.case_id).where(HumanTask.id == task_id).scalar_subquery()
+    case = uow.session.scalars(
+        select(Case)
+        .where(Case.id == case_of_task)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if case is None:
+        raise NotFoundError(f"task {task_id} does not exist")
+    tasks = list(
+        uow.session.scalars(
+            select(HumanTask)
+            .where(
+                HumanTask.case_id == case.id,
+                or_(HumanTask.id == task_id, HumanTask.status == "ready"),
+            )
+            .execution_options(populate_existing=True)
+        )
+    )
+    task = next((t for t in tasks if t.id == task_id), None)
     if task is None:
         raise NotFoundError(f"task {task_id} does not exist")
-    case = lock_case(uow, task.case_id)
-    uow.session.refresh(task)
-    return task, case
+    return task, case, [t for t in tasks if t.status == "ready"]
 
 
 def lock_case(uow: UnitOfWork, case_id: int) -> Case:
@@ -398,7 +429,7 @@ def unclaim_task(uow: UnitOfWork, task_id: int, user: User) -> HumanTask:
 def complete_task(
     engine: Engine, uow: UnitOfWork, task_id: int, user: User, data: dict[str, Any]
 ) -> HumanTask:
-    task, case = open_task(uow, task_id)
+    task, case, open_tasks = open_task_in_case(uow, task_id)
     _ensure_open(uow, task, case)
     if task.assignee_id is not None and task.assignee_id != user.id:
         holder = uow.session.get(User, task.assignee_id)
@@ -407,13 +438,16 @@ def complete_task(
         )
     _refuse_if_barred(uow, user, task, case, "completion")
     if task.form:
-        engine.forms.validate(task.form, data)
+        form = engine.task_form(task, uow.session)
+        if form is None:
+            raise ValidationError(f"form '{task.form}' does not exist")
+        form.validate(data)
     elif data:
         raise ValidationError(
             "this task takes no form data", {k: ["is not a field of this task"] for k in data}
         )
 
-    run = load_run(engine, uow, case, user.username)
+    run = load_run(engine, uow, case, user.username, open_tasks=open_tasks)
     spiff_task = run.task(task.task_uuid)
     if spiff_task is None or spiff_task.state != TaskState.READY:
         raise ConflictError("the case has moved on since this task was opened; reload it")

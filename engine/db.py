@@ -3,17 +3,28 @@
 SQLite runs in WAL mode with `synchronous=FULL` so that a completed task survives a power
 cut, and every transaction starts with `BEGIN IMMEDIATE`: writers queue on the database lock
 instead of failing half-way with "database is locked" when two of them upgrade at once.
+
+On PostgreSQL a pooled connection is pinged before use only when it has been idle for
+`IDLE_PING_SECONDS`: a busy pool spends no round trip per unit of work on it. A connection
+that breaks while busy (the server restarted) fails its statement cleanly; SQLAlchemy then
+discards every pooled connection older than that failure, so the next unit of work connects
+afresh. Either way the application recovers by itself.
 """
 
 from __future__ import annotations
 
 import os
+import time
+import weakref
 from pathlib import Path
 
+from psycopg.pq import TransactionStatus
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_SQLITE_PATH = Path("instance") / "certrail.sqlite"
+IDLE_PING_SECONDS = 1.0
 
 
 def default_database_url() -> str:
@@ -41,8 +52,62 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
     url = normalise_url(url or default_database_url())
     if url.startswith("sqlite"):
         return _make_sqlite_engine(url, **kwargs)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        ping_after_idle(engine, IDLE_PING_SECONDS)
+    end_reads_with_commit(engine)
+    return engine
+
+
+def ping_after_idle(engine: Engine, idle_seconds: float) -> None:
+    """Check a pooled connection before use when it sat idle `idle_seconds` or more; a dead
+    one is replaced by a fresh connection before the unit of work starts."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection, record):
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection, record, _proxy):
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise DisconnectionError("the database connection was lost") from error
+
+
+def end_reads_with_commit(engine: Engine) -> None:
+    """End a PostgreSQL transaction that ran only SELECTs with COMMIT instead of ROLLBACK.
+
+    Both end such a transaction alike, but psycopg forgets its prepared statements on every
+    ROLLBACK: with pages and listings closing their read sessions that way, the statements
+    of a unit of work would never stay prepared and the server would parse and plan each of
+    them every time. A transaction that wrote, or failed, is rolled back as ever.
+    """
+    writers: weakref.WeakSet = weakref.WeakSet()
+
+    @event.listens_for(engine, "begin")
+    def _began(conn):
+        writers.discard(conn.connection.dbapi_connection)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _note_writer(_conn, cursor, statement, *_args):
+        if statement.lstrip()[:6].upper() != "SELECT":
+            writers.add(cursor.connection)
+
+    rollback = engine.dialect.do_rollback
+
+    def do_rollback(dbapi_connection):
+        connection = getattr(dbapi_connection, "dbapi_connection", dbapi_connection)
+        only_read = connection.info.transaction_status == TransactionStatus.INTRANS
+        if only_read and connection not in writers:
+            connection.commit()
+        else:
+            rollback(dbapi_connection)
+
+    engine.dialect.do_rollback = do_rollback
 
 
 def _make_sqlite_engine(url: str, **kwargs) -> Engine:

@@ -12,7 +12,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, Integer, and_, any_, bindparam, exists, func, not_, or_, select
+from sqlalchemy import (
+    ARRAY,
+    Integer,
+    String,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    literal,
+    not_,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from ..models import Case, CaseLink, Commitment, ConflictOfInterest, HumanTask, TaskBar, User
@@ -151,18 +167,16 @@ def bars_for_users(
         return result
     ids = list(result)
     today = now.date()
+    commitments, conflicts = _commitments_and_conflicts(
+        session,
+        ids,
+        case.person_id if "SOD-COI" in rules else None,
+        today,
+        with_commitments="SOD-COMMIT" in rules,
+    )
     if "SOD-COMMIT" in rules:
-        # Plain rows, not ORM objects: hundreds of staff have several commitments each.
-        latest = {
-            row.user_id: row
-            for row in session.execute(
-                select(Commitment.user_id, Commitment.id, Commitment.expires_on)
-                .where(id_in(session, Commitment.user_id, ids))
-                .order_by(Commitment.signed_on, Commitment.id)
-            )
-        }
         for user_id in ids:
-            signed = latest.get(user_id)
+            signed = commitments.get(user_id)
             if signed is None:
                 result[user_id].append(
                     Bar(
@@ -171,12 +185,12 @@ def bars_for_users(
                         {},
                     )
                 )
-            elif signed.expires_on < today:
+            elif signed.day < today:
                 result[user_id].append(
                     Bar(
                         "SOD-COMMIT",
-                        f"Your confidentiality and impartiality commitment expired on {signed.expires_on.day} {signed.expires_on:%b %Y}; {CLAUSES['SOD-COMMIT']}.",
-                        {"commitment_id": signed.id, "expires_on": signed.expires_on.isoformat()},
+                        f"Your confidentiality and impartiality commitment expired on {signed.day.day} {signed.day:%b %Y}; {CLAUSES['SOD-COMMIT']}.",
+                        {"commitment_id": signed.id, "expires_on": signed.day.isoformat()},
                     )
                 )
     if "SOD-SELF" in rules and case.person_id is not None:
@@ -189,20 +203,14 @@ def bars_for_users(
                         {"person_id": case.person_id},
                     )
                 )
-    if "SOD-COI" in rules and case.person_id is not None:
-        conflicts = session.scalars(
-            _active_conflicts_of(ids, today, session).where(
-                ConflictOfInterest.person_id == case.person_id
+    for conflict in conflicts:
+        result[conflict.user_id].append(
+            Bar(
+                "SOD-COI",
+                f"You declared a conflict of interest with this person ({conflict.relationship}, since {conflict.day.day} {conflict.day:%b %Y}); {CLAUSES['SOD-COI']}.",
+                {"declaration_id": conflict.id, "relationship": conflict.relationship},
             )
         )
-        for conflict in conflicts:
-            result[conflict.staff_user_id].append(
-                Bar(
-                    "SOD-COI",
-                    f"You declared a conflict of interest with this person ({conflict.relationship}, since {conflict.valid_from.day} {conflict.valid_from:%b %Y}); {CLAUSES['SOD-COI']}.",
-                    {"declaration_id": conflict.id, "relationship": conflict.relationship},
-                )
-            )
     if "SOD-INTERNAL" in rules:
         for user in users:
             if user.is_external:
@@ -220,6 +228,46 @@ def bars_for_users(
         if user_id in result:
             result[user_id].extend(bars)
     return result
+
+
+def _commitments_and_conflicts(
+    session: Session, ids: list[int], person_id: int | None, today, *, with_commitments: bool
+) -> tuple[dict[int, Any], list[Any]]:
+    """In one statement: each user's latest commitment (`day` = its expiry) when
+    `with_commitments`, and their current conflicts of interest with `person_id` (`day` =
+    valid from) when it is given. Rows, not ORM objects: hundreds of staff have several
+    commitments each."""
+    parts = []
+    if with_commitments:
+        parts.append(
+            select(
+                literal("commitment").label("kind"),
+                Commitment.user_id.label("user_id"),
+                Commitment.id.label("id"),
+                Commitment.expires_on.label("day"),
+                Commitment.signed_on.label("signed_on"),
+                cast(null(), String(20)).label("relationship"),
+            ).where(id_in(session, Commitment.user_id, ids))
+        )
+    if person_id is not None:
+        parts.append(
+            _active_conflicts_of(ids, today, session)
+            .where(ConflictOfInterest.person_id == person_id)
+            .with_only_columns(
+                literal("conflict").label("kind"),
+                ConflictOfInterest.staff_user_id.label("user_id"),
+                ConflictOfInterest.id.label("id"),
+                ConflictOfInterest.valid_from.label("day"),
+                ConflictOfInterest.valid_from.label("signed_on"),
+                ConflictOfInterest.relationship.label("relationship"),
+            )
+        )
+    if not parts:
+        return {}, []
+    query = parts[0] if len(parts) == 1 else union_all(*parts)
+    rows = session.execute(query.order_by("kind", "signed_on", "id")).all()
+    latest = {row.user_id: row for row in rows if row.kind == "commitment"}
+    return latest, [row for row in rows if row.kind == "conflict"]
 
 
 def third_person(reason: str, name: str) -> str:

@@ -49,8 +49,12 @@ class CaseRun:
         now: datetime,
         actor: str,
         settings: Settings | None = None,
+        open_tasks: list[HumanTask] | None = None,
     ):
+        """`open_tasks`: the case's ready human tasks as read under the case lock in this
+        unit of work (None: read them when syncing)."""
         self.settings = settings or Settings()
+        self.open_tasks = open_tasks
         self.session = session
         self.case = case
         self.bundle = bundle
@@ -154,14 +158,7 @@ class CaseRun:
 
     def _sync_human_tasks(self) -> list[HumanTask]:
         ready = self._ready_user_tasks()
-        existing = {
-            row.task_uuid: row
-            for row in self.session.scalars(
-                select(HumanTask).where(
-                    HumanTask.case_id == self.case.id, HumanTask.status == "ready"
-                )
-            )
-        }
+        existing = {row.task_uuid: row for row in self._open_task_rows()}
         for task_uuid, row in existing.items():
             if task_uuid not in ready:
                 row.status = "cancelled"
@@ -232,6 +229,17 @@ class CaseRun:
                 if chosen is not None:
                     notify_assigned(self.session, self.now, row, chosen, self.settings.base_url)
         return [row for row, _props, _task in created]
+
+    def _open_task_rows(self) -> list[HumanTask]:
+        if self.open_tasks is not None:
+            return [row for row in self.open_tasks if row.status == "ready"]
+        return list(
+            self.session.scalars(
+                select(HumanTask).where(
+                    HumanTask.case_id == self.case.id, HumanTask.status == "ready"
+                )
+            )
+        )
 
     def _assign_named_user(self, row: HumanTask, username: Any) -> None:
         """Give the task to the user a previous step named (e.g. the assigned examiner),

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from engine import PermissionDenied
-from engine.audit import _content, event_hash
+from engine.audit import EVENTS_PER_STATEMENT, _content, event_hash
 from tests.engine.helpers import (
     DEFAULT_PERFORMERS,
     do,
@@ -193,3 +193,18 @@ def test_audit_events_are_stored_with_the_clock_time(engine, clock):
     [started] = events(engine, case_id=case_id, action="case_started")
     assert started.at == datetime(2026, 5, 17, 8, 15, 30, 123456)
     assert verify(engine).ok
+
+
+def test_a_unit_of_work_writing_more_events_than_one_statement_holds_chains_them_all(engine, clock):
+    before = verify(engine).events_checked
+    count = 2 * EVENTS_PER_STATEMENT + 3
+
+    with engine.unit_of_work() as uow:
+        for n in range(count):
+            uow.audit.record(clock.now(), "admin", "bulk_note", f"note {n}", after={"n": n})
+
+    result = verify(engine)
+    assert result.ok, result.reason
+    assert result.events_checked == before + count
+    written = events(engine, action="bulk_note")
+    assert [e.after["n"] for e in written] == list(range(count))
