@@ -11,7 +11,7 @@ from .certificates import (
 )
 from .documents import Document
 from .impartiality import RELATIONSHIPS, Commitment, ConflictOfInterest, TaskBar
-from .operations import Incident, Notification
+from .operations import Incident, Notification, RateLimitWindow
 from .people import OVERSIGHT_ROLES, ROLES, STAFF_ROLES, ApiToken, Person, User, UserRole
 from .process_models import ModelVersion
 from .schemes import Scheme
@@ -39,6 +39,7 @@ __all__ = [
     "HumanTask",
     "Incident",
     "Notification",
+    "RateLimitWindow",
     "ModelVersion",
     "Person",
     "Scheme",

@@ -1,4 +1,5 @@
-"""What the background jobs leave behind: incidents to look at, and the outbox of messages."""
+"""What the background jobs leave behind (incidents to look at, the outbox of messages), and
+the request counters that every web process shares."""
 
 from __future__ import annotations
 
@@ -55,3 +56,14 @@ class Notification(Base):
     next_attempt_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class RateLimitWindow(Base):
+    """Requests counted per client in the current fixed window, shared by every web process
+    (an in-memory count would let each process allow its own share)."""
+
+    __tablename__ = "rate_limit_windows"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(index=True)
+    hits: Mapped[int]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import update
 
+from engine import Engine
 from engine.models import Certificate
 from tests.engine.helpers import certificates, do, drive_to_decision, start_application
 from web import create_app
-from web.registry.ratelimit import RateLimiter
 
 
 @pytest.fixture
@@ -106,14 +108,26 @@ def test_default_limit_is_30_a_minute(client):
     assert statuses[30] == 429
 
 
-def test_rate_limiter_window_resets():
-    now = [0.0]
-    limiter = RateLimiter(2, 60, clock=lambda: now[0])
-    assert limiter.allow("a") and limiter.allow("a")
-    assert not limiter.allow("a")
-    assert limiter.allow("b")
-    now[0] = 61
-    assert limiter.allow("a")
+def test_rate_limit_window_resets_after_a_minute(engine, clock):
+    assert engine.count_request("a", 2).allowed and engine.count_request("a", 2).allowed
+    refused = engine.count_request("a", 2)
+    assert not refused.allowed and 1 <= refused.retry_after_seconds <= 61
+    assert engine.count_request("b", 2).allowed
+    clock.set(clock.now() + timedelta(seconds=61))
+    assert engine.count_request("a", 2).allowed
+
+
+def test_every_web_process_shares_the_count(engine):
+    """Two app instances, each with its own Engine (as two gunicorn workers have), on one
+    database: the limit holds across them."""
+    other_engine = Engine(sql_engine=engine.db, clock=engine.clock)
+    apps = [
+        create_app({"ENGINE": e, "TESTING": True, "VERIFY_RATE_LIMIT": 4})
+        for e in (engine, other_engine)
+    ]
+    clients = [app.test_client() for app in apps]
+    statuses = [clients[n % 2].get("/verify").status_code for n in range(6)]
+    assert statuses == [200, 200, 200, 200, 429, 429]
 
 
 def test_printable_certificate_qr_links_to_verify(client, number):

@@ -2,7 +2,8 @@
 certificate by its number and learn the holder's name, the scheme and scope, the status and
 the dates (including the day a suspension, withdrawal or scope reduction took effect), and
 nothing else about the person (never the reasons for a status change). No login;
-rate-limited per client address.
+rate-limited per client address, counted in the database so that every web process shares
+the count.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from engine.certificate_views import public_status_since
 from engine.certificates import public_record
 
 from ..auth import engine
-from .ratelimit import RateLimiter
 
 bp = Blueprint("registry", __name__, template_folder="../templates")
 
@@ -25,21 +25,16 @@ _NUMBER = re.compile(r"^[A-Z0-9][A-Z0-9-]*$")
 DEFAULT_LIMIT_PER_MINUTE = 30
 
 
-@bp.record_once
-def _setup(state) -> None:
-    limit = state.app.config.get("VERIFY_RATE_LIMIT", DEFAULT_LIMIT_PER_MINUTE)
-    state.app.extensions["registry_limiter"] = RateLimiter(limit, 60.0)
-
-
 @bp.before_request
 def _rate_limit():
-    limiter: RateLimiter = current_app.extensions["registry_limiter"]
-    key = request.remote_addr or "unknown"
-    if not limiter.allow(key):
+    limit = current_app.config.get("VERIFY_RATE_LIMIT", DEFAULT_LIMIT_PER_MINUTE)
+    decision = engine().count_request(f"verify:{request.remote_addr or 'unknown'}", limit)
+    if not decision.allowed:
+        retry_after = decision.retry_after_seconds
         response = current_app.make_response(
-            (render_template("registry/too_many.html", retry_after=limiter.retry_after(key)), 429)
+            (render_template("registry/too_many.html", retry_after=retry_after), 429)
         )
-        response.headers["Retry-After"] = str(limiter.retry_after(key))
+        response.headers["Retry-After"] = str(retry_after)
         return response
     return None
 
