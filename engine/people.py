@@ -7,7 +7,7 @@ import re
 from sqlalchemy import func, select
 
 from .errors import ConflictError, NotFoundError, ValidationError
-from .models import Person, User, UserRole
+from .models import OVERSIGHT_ROLES, Case, Person, User, UserRole
 from .passwords import hash_password
 from .unit_of_work import UnitOfWork
 
@@ -78,9 +78,26 @@ def register_applicant(
 
 
 def visible_person(session, user: User, person_id: int) -> Person:
-    """The person record if `user` may see it (staff, or the person themself); otherwise
+    """The person record if `user` may see it: the person themself, oversight roles, and
+    staff who may see one of the person's cases (personal data is confidential, ISO/IEC
+    17024 7.3: an examiner learns nothing of candidates they have no part in). Otherwise
     "not found", so ids reveal nothing."""
+    from .case_views import visible_cases_criteria
+
     person = session.get(Person, person_id)
-    if person is None or not (user.is_staff or user.person_id == person_id):
+    allowed = person is not None and (
+        user.person_id == person_id
+        or bool(user.role_names & OVERSIGHT_ROLES)
+        or (
+            user.is_staff
+            and session.scalar(
+                select(Case.id)
+                .where(Case.person_id == person_id, *visible_cases_criteria(user))
+                .limit(1)
+            )
+            is not None
+        )
+    )
+    if not allowed:
         raise NotFoundError(f"person {person_id} does not exist or is not yours to see")
     return person

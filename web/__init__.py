@@ -4,7 +4,7 @@ The web layer translates HTTP into engine calls and renders results; it holds no
 rules. Blueprints: auth (login), inbox (staff tasks), cases (case pages and list), portal
 (applicants), registry (public certificate verification), api (REST, token auth), impartiality
 (declarations, register, eligibility, report), dashboard (managers: overdue steps, expiring
-certificates), models (published process diagrams).
+certificates), models (process models as controlled documents: editor, review, versions).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from flask import (
 )
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from sqlalchemy import func, select
+from sqlalchemy import select
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from engine import Engine
 from engine.errors import (
@@ -36,7 +37,6 @@ from engine.errors import (
     PermissionDenied,
     ValidationError,
 )
-from engine.models import Case, Certificate, HumanTask, ModelVersion
 
 from .auth import login_manager
 
@@ -101,9 +101,14 @@ def _instance_secret(app: Flask) -> str:
     path = Path(app.instance_path) / "secret_key"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists():
-            path.write_text(secrets.token_hex(32))
-            path.chmod(0o600)
+        try:
+            # Created exclusively: web workers starting together must all read one secret.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_hex(32))
         return path.read_text().strip()
     except OSError:
         return secrets.token_hex(32)
@@ -121,6 +126,7 @@ def _register_blueprints(app: Flask) -> None:
         "api",
         "impartiality",
         "dashboard",
+        "models",
     ):
         module = _optional_blueprint(module_name)
         if module is not None:
@@ -176,6 +182,19 @@ def _register_error_handlers(app: Flask) -> None:
     ):
         app.register_error_handler(status, _http_error(status, text))
 
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def database_unavailable(error):
+        """The database went away (a restart, a failover, a lock held too long): say so and
+        let the client retry; the connection pool replaces broken connections by itself."""
+        app.logger.warning("database unavailable: %s", error.orig or error)
+        response = error_response(
+            503, "the database is not reachable just now; nothing was changed, try again shortly"
+        )
+        response = app.make_response(response)
+        response.headers["Retry-After"] = "5"
+        return response
+
     @app.errorhandler(500)
     def server_error(error):
         return error_response(500, "something went wrong on our side; it has been logged")
@@ -203,40 +222,7 @@ def _register_core_routes(app: Flask, engine: Engine) -> None:
             return redirect(url_for("inbox.index"))
         if "portal" in app.blueprints:
             return redirect(url_for("portal.index"))
-        return redirect(url_for("models_overview"))
-
-    @app.get("/models")
-    def models_overview():
-        with engine.sessions() as session:
-            models = session.scalars(
-                select(ModelVersion)
-                .where(ModelVersion.status == "published")
-                .order_by(ModelVersion.process_id)
-            ).all()
-            counts = {
-                "running cases": session.scalar(
-                    select(func.count()).where(Case.status == "running")
-                ),
-                "open tasks": session.scalar(
-                    select(func.count()).where(HumanTask.status == "ready")
-                ),
-                "active certificates": session.scalar(
-                    select(func.count()).where(Certificate.status == "active")
-                ),
-            }
-        return render_template("home.html", models=models, counts=counts)
-
-    @app.get("/models/<process_id>/v<int:version>.bpmn")
-    def model_source(process_id: str, version: int):
-        with engine.sessions() as session:
-            model = session.scalars(
-                select(ModelVersion).where(
-                    ModelVersion.process_id == process_id, ModelVersion.version == version
-                )
-            ).first()
-        if model is None:
-            abort(404, description=f"process '{process_id}' has no version {version}")
-        return app.response_class(model.bpmn_xml, mimetype="application/xml")
+        return redirect(url_for("models.index"))
 
     @app.get("/vendor/<package>/<path:filename>")
     def vendor(package: str, filename: str):

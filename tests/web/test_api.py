@@ -15,6 +15,7 @@ from engine.demo import load_demo
 from engine.models import ApiToken
 from tests.engine.helpers import (
     DEFAULT_PERFORMERS,
+    do,
     drive_to_scoring,
     form_data,
     person_id,
@@ -378,14 +379,20 @@ def test_unknown_certificate_is_404_and_needs_no_token(api):
     assert api.get("/certificates/bad%00number").status_code == 404
 
 
-def test_person_is_visible_to_staff_and_to_themself_only(api, engine):
+def test_person_is_visible_to_themself_oversight_and_staff_on_their_cases_only(api, engine):
     alice = person_id(engine, "alice")
     own = api.get(f"/persons/{alice}", "alice")
     assert own.status_code == 200
     assert own.json["full_name"] == "Alice Applicant" and own.json["email"] == "alice@example.org"
     assert "password_hash" not in own.json
-    assert api.get(f"/persons/{alice}", "reviewer").status_code == 200
+    assert api.get(f"/persons/{alice}", "manager").status_code == 200
     assert api.get(f"/persons/{alice}", "bob").status_code == 404
+    # No case of alice's has a step for an examiner: her record stays hidden from them.
+    assert api.get(f"/persons/{alice}", "examiner").status_code == 404
+    case_id = start_application(engine, "alice", "DPO")
+    assert api.get(f"/persons/{alice}", "clerk").status_code == 404
+    do(engine, case_id, "submit_application", "alice")  # now the clerk has a step in it
+    assert api.get(f"/persons/{alice}", "clerk").status_code == 200
     assert api.get("/persons/999999", "manager").status_code == 404
 
 

@@ -93,3 +93,31 @@ def test_security_headers_are_set(client):
     response = client.get("/login")
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_session_planted_before_login_is_not_carried_into_the_signed_in_session(app):
+    """Session fixation: an attacker who gave the victim a session cookie (and so knows its
+    CSRF token) learns nothing that works after the victim signs in."""
+    victim = app.test_client()
+    planted_token = csrf_token(victim)
+    planted_cookie = victim.get_cookie("session").value
+    victim.post(
+        "/login",
+        data={"username": "clerk", "password": DEMO_PASSWORD, "csrf_token": planted_token},
+    )
+    assert victim.get_cookie("session").value != planted_cookie
+    assert csrf_token(victim, "/models") != planted_token
+    forged = victim.post("/logout", data={"csrf_token": planted_token})
+    assert forged.status_code == 400  # the planted token no longer passes
+    assert "Clara Clerk" in victim.get("/models").get_data(as_text=True)
+
+    attacker = app.test_client()
+    attacker.set_cookie("session", planted_cookie)
+    assert attacker.get("/models").status_code == 302  # still anonymous
+
+
+def test_a_forged_csrf_token_is_refused_naming_the_problem(client):
+    login(client, "clerk")
+    refused = client.post("/logout", data={"csrf_token": "forged-token"})
+    assert refused.status_code == 400
+    assert "not accepted" in refused.get_data(as_text=True)

@@ -12,7 +12,17 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import (
     LoginManager,
     UserMixin,
@@ -110,6 +120,13 @@ def _safe_next(target: str | None) -> str | None:
     return target
 
 
+def start_session(user) -> None:
+    """Sign `user` in on a fresh session: nothing from before the login (above all a CSRF
+    token someone may have planted with a session cookie) carries over (session fixation)."""
+    session.clear()
+    login_user(SignedInUser(user))
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     if request.method == "GET":
@@ -128,7 +145,7 @@ def login():
         return render_template(
             "auth/login.html", username=username, next=request.form.get("next", "")
         ), 401
-    login_user(SignedInUser(user))
+    start_session(user)
     return redirect(_safe_next(request.form.get("next")) or url_for("home"))
 
 

@@ -23,7 +23,7 @@ from flask import (
     request,
     url_for,
 )
-from flask_login import current_user, login_required, login_user
+from flask_login import current_user, login_required
 from markupsafe import Markup
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -46,7 +46,7 @@ from engine.portal import (
     progress_phrase,
 )
 
-from ..auth import SignedInUser, current_engine_user, engine
+from ..auth import current_engine_user, engine, start_session
 
 bp = Blueprint("portal", __name__, template_folder="../templates")
 
@@ -101,7 +101,7 @@ def register():
         return render_template(
             "portal/register.html", values=values, errors=errors, min_password=MIN_PASSWORD
         ), 422
-    login_user(SignedInUser(user))
+    start_session(user)
     flash(
         "Welcome to Certrail. Your account is ready: choose a certification to apply for.",
         "success",
