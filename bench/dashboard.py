@@ -7,7 +7,9 @@ the models, the shipped models and the demo data, then bulk-generated with
 `INSERT ... SELECT generate_series` (no Python loop over rows):
 
 - 120 staff users, 20 per staff role that the generated steps need;
-- one person per two cases, one certificate per person (85 % active, 5 % suspended, 3 %
+- each staff user with a current impartiality commitment;
+- one person per two cases (family names 'Family0000000' on, each its own), one certificate
+  per person, issued by the person's second case (85 % active, 5 % suspended, 3 %
   reduced, 4 % withdrawn, 3 % expired; expiry spread from one year ago to three years ahead,
   so about 6 % of the held certificates expire within 90 days);
 - the cases: 45 % application, 35 % surveillance, 15 % recertification, 3 % appeal, 2 %
@@ -149,6 +151,10 @@ def build(sql, cases: int) -> Engine:
             FROM bench_staff""",
         """UPDATE bench_staff s SET user_id = u.id FROM users u WHERE u.username = s.username""",
         """INSERT INTO user_roles (user_id, role) SELECT user_id, role FROM bench_staff""",
+        # Each has signed the impartiality commitment (SOD-COMMIT), so may take steps.
+        f"""INSERT INTO commitments (user_id, text_version, signed_on, expires_on,
+                recorded_by_id, recorded_at)
+            SELECT user_id, '1', {today} - 30, {today} + 335, user_id, {now} FROM bench_staff""",
         """CREATE TEMP TABLE bench_steps (process text, position int, spec text, name text,
                 role text)""",
         f"INSERT INTO bench_steps VALUES {steps}",
@@ -162,7 +168,8 @@ def build(sql, cases: int) -> Engine:
                    (SELECT min(id) FROM schemes WHERE code = 'CWI') AS cwi,
                    (SELECT min(id) FROM schemes WHERE code = 'DPO') AS dpo""",
         f"""INSERT INTO people (id, given_name, family_name, email, created_at)
-            SELECT b.person0 + g, 'Given' || g, 'Family' || (g::bigint * 7919 % {people}),
+            SELECT b.person0 + g, 'Given' || g,
+                   'Family' || lpad((g::bigint * 7919 % {people})::text, 7, '0'),
                    'bench-person' || g || '@example.org', {now} - interval '5 years'
             FROM bench_base b, generate_series(1, {people}) g""",
         f"""INSERT INTO certificates (id, number, person_id, scheme_id, scheme_code,
@@ -170,7 +177,8 @@ def build(sql, cases: int) -> Engine:
                 renewed_count)
             SELECT b.cert0 + g, 'BENCH-' || lpad(g::text, 8, '0'), b.person0 + g,
                    CASE WHEN g % 3 = 0 THEN b.dpo ELSE b.cwi END,
-                   CASE WHEN g % 3 = 0 THEN 'DPO' ELSE 'CWI' END, '1', 'bench scope', NULL,
+                   CASE WHEN g % 3 = 0 THEN 'DPO' ELSE 'CWI' END, '1', 'bench scope',
+                   b.case0 + {people} + g - 1,
                    {now} - interval '2 years', {today} - 730, {today} + x.days,
                    CASE WHEN x.r < 0.85 THEN 'active' WHEN x.r < 0.90 THEN 'suspended'
                         WHEN x.r < 0.93 THEN 'reduced' WHEN x.r < 0.97 THEN 'withdrawn'

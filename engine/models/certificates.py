@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
@@ -55,6 +55,14 @@ class Certificate(Base):
     recertification_opens_on: Mapped[date | None] = mapped_column(index=True)
     last_surveillance_on: Mapped[date | None]
     renewed_count: Mapped[int] = mapped_column(default=0, server_default="0")
+
+
+# Case search: certificates by the start of their number, whatever its case.
+Index(
+    "ix_certificates_number_prefix",
+    func.upper(Certificate.number).label("number_upper"),
+    postgresql_ops={"number_upper": "text_pattern_ops"},
+)
 
 
 class CertificateStatusChange(Base):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base
@@ -25,6 +25,19 @@ class Person(Base):
     @property
     def full_name(self) -> str:
         return f"{self.given_name} {self.family_name}"
+
+
+def _prefix_index(name: str, column) -> Index:
+    """An index on lower(column) that answers `lower(column) LIKE 'prefix%'` (on PostgreSQL
+    whatever the database collation, through the pattern operator class)."""
+    label = f"{column.key}_lower"
+    return Index(name, func.lower(column).label(label), postgresql_ops={label: "text_pattern_ops"})
+
+
+# Case search: people by the start of their given name, family name or e-mail address.
+_prefix_index("ix_people_given_name_prefix", Person.given_name)
+_prefix_index("ix_people_family_name_prefix", Person.family_name)
+_prefix_index("ix_people_email_prefix", Person.email)
 
 
 class User(Base):

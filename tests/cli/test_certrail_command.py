@@ -177,6 +177,25 @@ def test_migrations_create_exactly_the_schema_the_models_declare(database):
     assert diff == []
 
 
+def test_migrations_create_the_case_search_expression_indexes(database):
+    # Alembic cannot compare expression indexes on SQLite, so they are looked up by name.
+    kind, sql = database
+    upgrade(sql)
+    catalog = (
+        "SELECT name FROM sqlite_master WHERE type = 'index'"
+        if kind == "sqlite"
+        else "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+    )
+    with sql.connect() as conn:
+        names = set(conn.execute(text(catalog)).scalars())
+    assert {
+        "ix_people_given_name_prefix",
+        "ix_people_family_name_prefix",
+        "ix_people_email_prefix",
+        "ix_certificates_number_prefix",
+    } <= names
+
+
 TIMER_MODEL = """<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d" targetNamespace="http://certrail.example/bpmn">
   <bpmn:process id="timer_demo" name="Timer demo" isExecutable="true">

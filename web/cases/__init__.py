@@ -17,6 +17,7 @@ import csv
 import io
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import Any
 
 from flask import (
@@ -31,9 +32,17 @@ from flask import (
     url_for,
 )
 from flask_login import login_required
-from sqlalchemy import Select, exists, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from engine.case_search import (
+    COUNT_LIMIT,
+    CaseFilters,
+    case_extras,
+    case_query,
+    filter_choices,
+    search_cases,
+)
 from engine.case_views import (
     can_view_case,
     case_detail,
@@ -46,13 +55,9 @@ from engine.errors import ConflictError, NotFoundError
 from engine.incidents import RETRY_ROLES
 from engine.models import (
     Case,
-    Certificate,
     Document,
-    HumanTask,
     Incident,
     ModelVersion,
-    Person,
-    Scheme,
 )
 from engine.models.cases import CASE_STATUSES
 from engine.portal import lodge_appeal, lodge_complaint
@@ -88,82 +93,13 @@ def _text(name: str) -> str:
     return value
 
 
-def _list_filters() -> dict[str, str]:
-    filters = {name: _text(name) for name in ("q", "certificate", "scheme", "status", "process")}
-    if filters["status"] and filters["status"] not in CASE_STATUSES:
+def _list_filters() -> CaseFilters:
+    filters = CaseFilters(
+        **{name: _text(name) for name in ("q", "certificate", "scheme", "status", "process")}
+    )
+    if filters.status and filters.status not in CASE_STATUSES:
         abort(400, description=f"the parameter 'status' must be one of: {', '.join(CASE_STATUSES)}")
     return filters
-
-
-def _like(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def _case_query(filters: dict[str, str]) -> Select[Any]:
-    from engine.case_views import visible_cases_criteria
-
-    query = (
-        select(
-            Case.id,
-            Case.process_id,
-            Case.status,
-            Case.started_at,
-            Case.ended_at,
-            Person.given_name,
-            Person.family_name,
-            Scheme.code,
-        )
-        .outerjoin(Person, Person.id == Case.person_id)
-        .outerjoin(Scheme, Scheme.id == Case.scheme_id)
-        .where(*visible_cases_criteria(current_engine_user()))
-    )
-    if filters["q"]:
-        for word in filters["q"].split()[:5]:
-            pattern = _like(word.lower())
-            query = query.where(
-                or_(
-                    func.lower(Person.given_name).like(pattern, escape="\\"),
-                    func.lower(Person.family_name).like(pattern, escape="\\"),
-                    func.lower(Person.email).like(pattern, escape="\\"),
-                )
-            )
-    if filters["certificate"]:
-        query = query.where(
-            exists().where(
-                Certificate.case_id == Case.id,
-                func.upper(Certificate.number).like(
-                    _like(filters["certificate"].upper()), escape="\\"
-                ),
-            )
-        )
-    if filters["scheme"]:
-        query = query.where(Scheme.code == filters["scheme"])
-    if filters["status"]:
-        query = query.where(Case.status == filters["status"])
-    if filters["process"]:
-        query = query.where(Case.process_id == filters["process"])
-    return query
-
-
-def _extras(session: Session, case_ids: list[int]) -> tuple[dict, dict]:
-    """Open task names and certificate numbers of the listed cases (two queries)."""
-    tasks: dict[int, list[str]] = defaultdict(list)
-    certificates: dict[int, list[str]] = defaultdict(list)
-    if case_ids:
-        for case_id, name in session.execute(
-            select(HumanTask.case_id, HumanTask.name)
-            .where(HumanTask.case_id.in_(case_ids), HumanTask.status == "ready")
-            .order_by(HumanTask.id)
-        ):
-            tasks[case_id].append(name)
-        for case_id, number in session.execute(
-            select(Certificate.case_id, Certificate.number)
-            .where(Certificate.case_id.in_(case_ids))
-            .order_by(Certificate.id)
-        ):
-            certificates[case_id].append(number)
-    return tasks, certificates
 
 
 @bp.get("/cases")
@@ -172,23 +108,15 @@ def index():
     filters = _list_filters()
     page = _page_param()
     with engine().sessions() as session:
-        query = _case_query(filters)
-        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = session.execute(
-            query.order_by(Case.id.desc()).limit(PER_PAGE).offset((page - 1) * PER_PAGE)
-        ).all()
-        tasks, certificates = _extras(session, [r.id for r in rows])
-        schemes = list(session.scalars(select(Scheme.code).distinct().order_by(Scheme.code)))
-        processes = list(
-            session.scalars(select(Case.process_id).distinct().order_by(Case.process_id))
-        )
-    query_args = {k: v for k, v in filters.items() if v}
+        found = search_cases(session, current_engine_user(), filters, page, PER_PAGE)
+        tasks, certificates = case_extras(session, [r.id for r in found.rows])
+        schemes, processes = filter_choices(session)
+    query_args = {k: v for k, v in asdict(filters).items() if v}
     return render_template(
         "cases/index.html",
-        rows=rows,
-        total=total,
-        page=page,
-        pages=max(1, -(-total // PER_PAGE)),
+        found=found,
+        rows=found.rows,
+        count_limit=COUNT_LIMIT,
         filters=filters,
         query=query_args,
         tasks=tasks,
@@ -215,6 +143,7 @@ def csv_cell(value: Any) -> str:
 def export():
     filters = _list_filters()
     eng = engine()
+    user = current_engine_user()
 
     def generate() -> Iterator[str]:
         buffer = io.StringIO()
@@ -222,11 +151,11 @@ def export():
         writer.writerow(CSV_COLUMNS)
         with eng.sessions() as session:
             rows = session.execute(
-                _case_query(filters).order_by(Case.id.desc()).limit(EXPORT_LIMIT)
+                case_query(user, filters).order_by(Case.id.desc()).limit(EXPORT_LIMIT)
             ).all()
             for start in range(0, len(rows), 500):
                 chunk = rows[start : start + 500]
-                tasks, certificates = _extras(session, [r.id for r in chunk])
+                tasks, certificates = case_extras(session, [r.id for r in chunk])
                 for r in chunk:
                     writer.writerow(
                         csv_cell(v)
@@ -300,11 +229,12 @@ def _diagrams(session: Session, detail, now) -> list[dict[str, Any]]:
     return diagrams
 
 
-def _submitted_forms(detail) -> list[dict[str, Any]]:
-    forms = engine().forms
+def _submitted_forms(session: Session, detail) -> list[dict[str, Any]]:
+    forms = {task.id: engine().task_form(task, session) for task in detail.completed_tasks}
     result = []
     for task in sorted(detail.completed_tasks, key=lambda t: (t.completed_at, t.id)):
-        schema = forms.get(task.form).schema if task.form and task.form in forms else {}
+        form = forms[task.id]
+        schema = form.schema if form is not None else {}
         props = schema.get("properties", {})
         rows = []
         for name, value in (task.submitted_data or {}).items():
@@ -356,7 +286,7 @@ def detail(case_id: int):
             diagrams=diagrams,
             markers={g["process_id"]: g["markers"] for g in diagrams},
             histories=histories,
-            submitted=_submitted_forms(found),
+            submitted=_submitted_forms(session, found),
             linked=linked,
             can_see_links={cid: can_view_case(session, user, cid) for cid in linked},
             history_links={
