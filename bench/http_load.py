@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine_throughput import PostgresSchema, form_data, machine_info, postgres_probe  # noqa: E402
+from engine_throughput import PostgresSchema, machine_info, postgres_probe  # noqa: E402
 from results_file import write_section  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
@@ -52,6 +52,7 @@ from engine.audit import verify_chain  # noqa: E402
 from engine.consistency import check  # noqa: E402
 from engine.demo import load_demo  # noqa: E402
 from engine.models import AuditEvent  # noqa: E402
+from tests.engine.helpers import cases_waiting_for_completeness_check  # noqa: E402
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MARKERS = ("<!-- bench:http_load:start -->", "<!-- bench:http_load:end -->")
@@ -82,26 +83,6 @@ def start_server(url: str, port: int, web_workers: int, log: Path) -> subprocess
                 raise SystemExit(f"serve-prod exited; see {log}") from None
             time.sleep(0.3)
     raise SystemExit("serve-prod did not answer within 120 s")
-
-
-def tasks_at_completeness_check(engine: Engine, count: int, tag: str) -> list[dict]:
-    """`count` application cases waiting for the clerk's completeness check."""
-    ready = []
-    for n in range(count):
-        applicant = engine.register_applicant(
-            "Load", f"Candidate {tag}-{n}", f"load-{tag}-{n}@bench.invalid", None
-        )
-        case_id = engine.start_case(
-            "application",
-            actor=applicant.username,
-            person_id=applicant.person_id,
-            scheme_code="CWI",
-        ).case_id
-        [submit] = engine.ready_tasks(case_id)
-        engine.complete(submit.id, applicant.username, form_data(engine.forms, submit.form))
-        [check_task] = engine.ready_tasks(case_id)
-        ready.append({"id": check_task.id, "data": form_data(engine.forms, check_task.form)})
-    return ready
 
 
 def run_locust(base: str, token: str, tasks: list[dict], clients: int, seconds: int) -> dict:
@@ -206,7 +187,9 @@ def main() -> int:
                 tokens = [issue_api_token(uow, "clerk", f"load {n}") for n in range(2)]
             results = []
             for clients in levels:
-                batch = tasks_at_completeness_check(engine, args.tasks_per_level, f"c{clients}")
+                batch = cases_waiting_for_completeness_check(
+                    engine, args.tasks_per_level, f"c{clients}"
+                )
                 result = run_locust(base, tokens[0], batch, clients, args.seconds)
                 print(
                     f"{clients:>3} clients: {result['requests']} requests, {result['rps']:.1f}/s, "
@@ -215,7 +198,7 @@ def main() -> int:
                     flush=True,
                 )
                 results.append(result)
-            race_tasks = tasks_at_completeness_check(engine, args.races, "race")
+            race_tasks = cases_waiting_for_completeness_check(engine, args.races, "race")
             raced = race(base, tokens, race_tasks)
             events = completed_events(engine, [t["id"] for t in race_tasks])
             with engine.sessions() as session:

@@ -1,26 +1,37 @@
 """`certrail serve-prod` (what `make serve-prod` runs): migrations, gunicorn with several web
 workers and job workers on PostgreSQL; sessions hold across workers, a dead job worker is
-restarted, and a stop signal ends every process."""
+restarted, a web worker killed mid-load loses and doubles nothing, and a stop signal ends
+every process."""
 
 from __future__ import annotations
 
+import http.client
 import http.cookiejar
+import json
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
 from engine import Engine
+from engine.accounts import issue_api_token
+from engine.audit import verify_chain
+from engine.consistency import check
 from engine.demo import DEMO_PASSWORD, load_demo
+from engine.models import AuditEvent
 from tests.cli.test_overdue_command import database_url
+from tests.engine.helpers import cases_waiting_for_completeness_check
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -122,3 +133,84 @@ def test_serve_prod_runs_web_and_job_workers_that_share_sessions(database, tmp_p
     started = [int(p) for p in re.findall(r"\(pid (\d+)\)", output.read_text())]
     assert started and not any(alive(pid) for pid in started)
     assert not is_up(base)
+
+
+def complete_over_http(base: str, token: str, task: dict) -> int | None:
+    """POST the completion; the status, or None when the connection broke mid-request."""
+    request = urllib.request.Request(
+        f"{base}/api/v1/tasks/{task['id']}/complete",
+        data=json.dumps({"data": task["data"]}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as refused:
+        return refused.code
+    except (urllib.error.URLError, ConnectionError, http.client.HTTPException):
+        return None
+
+
+@pytest.mark.postgresql
+def test_a_web_worker_killed_mid_load_loses_and_doubles_nothing(database, tmp_path):
+    kind, sql = database
+    if kind != "postgresql":
+        pytest.skip("serve-prod runs on PostgreSQL")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    output = tmp_path / "serve.log"
+    log = output.open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "--database", database_url(database)]
+        + ["serve-prod", "--port", str(port), "--web-workers", "2", "--job-workers", "1"],
+        cwd=ROOT,
+        env={**os.environ, "CERTRAIL_SECRET_KEY": "kill-test"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: is_up(base), what="the web workers")
+        engine = Engine(sql_engine=sql)
+        with engine.unit_of_work() as uow:
+            load_demo(uow)
+            token = issue_api_token(uow, "clerk", "kill test")
+        tasks = cases_waiting_for_completeness_check(engine, 60, "kill")
+        statuses: dict[int, list[int | None]] = {t["id"]: [] for t in tasks}
+        web_pids = [
+            int(p) for p in re.findall(r"Booting worker with pid: (\d+)", output.read_text())
+        ]
+
+        def complete_share(share: list[dict]) -> None:
+            for task in share:
+                statuses[task["id"]].append(complete_over_http(base, token, task))
+
+        threads = [threading.Thread(target=complete_share, args=(tasks[n::4],)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: sum(1 for s in statuses.values() if s) >= 15, what="a third done")
+        os.kill(web_pids[0], signal.SIGKILL)  # gunicorn's master starts a new worker
+        for thread in threads:
+            thread.join()
+        for task in tasks:  # a client whose request broke retries once
+            if statuses[task["id"]][-1] is None:
+                statuses[task["id"]].append(complete_over_http(base, token, task))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+        log.close()
+
+    assert all(results[-1] in (200, 409) for results in statuses.values()), statuses
+    with engine.sessions() as session:
+        completed = dict(
+            session.execute(
+                select(AuditEvent.task_id, func.count())
+                .where(AuditEvent.action == "task_completed")
+                .where(AuditEvent.task_id.in_(list(statuses)))
+                .group_by(AuditEvent.task_id)
+            ).all()
+        )
+        assert verify_chain(session).ok
+    assert completed == {task_id: 1 for task_id in statuses}  # none lost, none doubled
+    assert check(engine, engine.clock.now()).consistent

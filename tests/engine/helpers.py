@@ -177,3 +177,24 @@ def renew_commitments(engine) -> None:
                 select(UserModel).where(UserModel.username == username)
             ).one()
             sign_commitment(uow, admin, staff)
+
+
+def cases_waiting_for_completeness_check(engine: Engine, count: int, tag: str) -> list[dict]:
+    """`count` new applicants' cases, each waiting for the clerk's completeness check: the
+    task id and valid form data for each (load tests complete them through the API)."""
+    ready = []
+    for n in range(count):
+        applicant = engine.register_applicant(
+            "Load", f"Candidate {tag}-{n}", f"load-{tag}-{n}@example.invalid", None
+        )
+        case_id = engine.start_case(
+            "application",
+            actor=applicant.username,
+            person_id=applicant.person_id,
+            scheme_code="CWI",
+        ).case_id
+        [submit] = engine.ready_tasks(case_id)
+        engine.complete(submit.id, applicant.username, form_data(engine, submit.form))
+        [check] = engine.ready_tasks(case_id)
+        ready.append({"id": check.id, "data": form_data(engine, check.form)})
+    return ready
