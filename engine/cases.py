@@ -17,6 +17,7 @@ from .errors import ConflictError, NotFoundError, PermissionDenied, ValidationEr
 from .models import Case, CaseLink, HumanTask, Person, Scheme, User
 from .notifications import notify_assigned
 from .runtime.runner import CaseRun
+from .runtime.timer_clock import timers_as_of
 from .system_actions import system_actions_for
 from .unit_of_work import UnitOfWork
 
@@ -32,6 +33,9 @@ STARTER_ROLES = frozenset({"clerk", "admin"})
 EXTRA_STARTER_ROLES = {
     "appeal": frozenset({"complaints_officer"}),
     "complaint": frozenset({"complaints_officer"}),
+    "internal_audit": frozenset({"quality_manager"}),
+    "corrective_action": frozenset({"quality_manager"}),
+    "management_review": frozenset({"quality_manager", "manager"}),
 }
 # The link each kind of case may (complaint) or must (appeal) carry to the case it is about.
 SUBJECT_LINKS = {"appeal": "appeals", "complaint": "concerns"}
@@ -452,7 +456,9 @@ def complete_task(
     if spiff_task is None or spiff_task.state != TaskState.READY:
         raise ConflictError("the case has moved on since this task was opened; reload it")
     spiff_task.data.update(data)
-    spiff_task.run()
+    # Completing the task may reach a timer event at once: it must read the engine's clock.
+    with timers_as_of(uow.now):
+        spiff_task.run()
 
     if task.assignee_id is None:
         task.assignee_id = user.id

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from .lifecycle import expire_certificates, open_due_recertifications, start_due_surveillance
+from .management_review import open_due_management_review
 from .model_lifecycle import remind_model_reviews
 from .notifications import send_notifications
 from .service_levels import escalate_overdue_tasks, mark_overdue_tasks, send_task_reminders
@@ -28,6 +29,7 @@ JOBS: dict[str, Callable[[Engine], int]] = {
     "expire_certificates": expire_certificates,
     "start_due_surveillance": start_due_surveillance,
     "open_due_recertifications": open_due_recertifications,
+    "open_due_management_review": open_due_management_review,
     "send_task_reminders": send_task_reminders,
     "mark_overdue_tasks": mark_overdue_tasks,
     "escalate_overdue_tasks": escalate_overdue_tasks,

@@ -39,6 +39,9 @@ SYSTEM_OPERATIONS = (
     "reduce_certificate_scope",
     "expire_certificate",
     "renew_certificate",
+    "add_audit_finding",
+    "raise_corrective_actions",
+    "gather_management_review_inputs",
 )
 
 
@@ -203,7 +206,49 @@ def system_actions_for(engine: Engine, uow: UnitOfWork, run: CaseRun) -> dict[st
         )
         return {"case_id": started.id, "reasons": reasons}
 
+    def add_audit_finding(task: Task, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """The finding just recorded joins the audit's list of findings (`audit_findings`)."""
+        finding = {
+            "requirement": task.data.get("finding_requirement"),
+            "type": task.data.get("finding_type"),
+            "evidence": task.data.get("finding_evidence"),
+        }
+        findings = [*(task.data.get("audit_findings") or []), finding]
+        uow.audit.record(
+            uow.now,
+            "system",
+            "audit_finding_recorded",
+            f"internal audit finding {len(findings)} ({finding['type']}): {finding['requirement']}",
+            case_id=case.id,
+            after=finding,
+        )
+        return findings
+
+    def raise_corrective_actions(task: Task, params: dict[str, Any]) -> dict[str, Any]:
+        """A closed internal audit opens one corrective action per nonconformity."""
+        from .corrective_actions import raise_corrective_action
+
+        opened = []
+        for finding in task.data.get("audit_findings") or []:
+            if finding.get("type") != "nonconformity":
+                continue
+            description = f"{finding.get('requirement')}: {finding.get('evidence')}"
+            raised = raise_corrective_action(
+                engine, uow, None, "internal_audit", case.id, description[:4000]
+            )
+            opened.append(raised.id)
+        return {"case_ids": opened, "count": len(opened)}
+
+    def gather_review_inputs(task: Task, params: dict[str, Any]) -> dict[str, Any]:
+        from .quality_inputs import management_review_inputs, review_period_start
+
+        start = review_period_start(uow.session, case)
+        return management_review_inputs(uow.session, start, uow.now)
+
     return {
+        "add_audit_finding": add_audit_finding,
+        "raise_corrective_actions": raise_corrective_actions,
+        "gather_management_review_inputs": gather_review_inputs,
         "issue_certificate": issue,
         "issue_refusal_letter": refusal_letter,
         "notify_applicant": notify,

@@ -21,6 +21,7 @@ RULE_IDS = (
     "SOD-SELF",
     "SOD-INTERNAL",
     "SOD-4EYES",
+    "SOD-AUDIT",
 )
 _RULE_LIST = {"type": "array", "items": {"enum": list(RULE_IDS)}, "uniqueItems": True}
 _SCHEMA = {

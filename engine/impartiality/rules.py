@@ -9,7 +9,7 @@ that follow from who did earlier steps are stored when a task becomes ready (`ta
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -43,6 +43,7 @@ CLAUSES = {
     "SOD-SELF": "nobody may act on their own certification case",
     "SOD-INTERNAL": "ISO/IEC 17024 4.2 keeps certification decisions with the body's own staff, not external or outsourced staff",
     "SOD-4EYES": "ISO/IEC 17024 10.2 document control requires approval by someone other than the author",
+    "SOD-AUDIT": "ISO/IEC 17024 10.2.6 (and ISO 19011) bars internal auditors from auditing their own work",
 }
 
 # How an earlier step reads in an explanation ("You scored this candidate's written exam").
@@ -117,9 +118,7 @@ def performer_bars(
         if reopened:
             redecided = HumanTask.task_spec_id.in_(policy.decision_tasks)
             wanted.append(("appeal", and_(HumanTask.case_id.in_(reopened), redecided)))
-    if not wanted:
-        return {}
-    bars: dict[int, list[Bar]] = {}
+    bars: dict[int, list[Bar]] = audit_bars(session, case, user_id) if "SOD-AUDIT" in rules else {}
     for scope, criterion in wanted:
         query = select(
             HumanTask.completed_by_id,
@@ -147,6 +146,80 @@ def performer_bars(
             bar = Bar(rule, reason, facts)
             if bar not in bars.setdefault(performer, []):
                 bars[performer].append(bar)
+    return bars
+
+
+# SOD-AUDIT reads the audit plan: the step that plans an internal audit and its fields.
+AUDIT_PLAN_TASK = "plan_audit"
+AUDITED_PROCESS, AUDIT_FROM, AUDIT_TO = "audited_process", "audit_period_from", "audit_period_to"
+
+
+def audit_bars(session: Session, case: Case, user_id: int | None = None) -> dict[int, list[Bar]]:
+    """SOD-AUDIT: nobody audits their own work. Bars whoever planned this audit, and whoever
+    completed a step of the audited process (in any case but this one) within the audited
+    period, as the plan of this case names them."""
+    plan = session.execute(
+        select(HumanTask.completed_by_id, HumanTask.completed_at, HumanTask.submitted_data)
+        .where(
+            HumanTask.case_id == case.id,
+            HumanTask.task_spec_id == AUDIT_PLAN_TASK,
+            HumanTask.status == "completed",
+        )
+        .order_by(HumanTask.id.desc())
+        .limit(1)
+    ).first()
+    if plan is None:
+        return {}
+    planner, planned_at, data = plan
+    bars: dict[int, list[Bar]] = {}
+    if planner is not None and user_id in (None, planner):
+        reason = f"You planned this internal audit on {_when(planned_at)}; {CLAUSES['SOD-AUDIT']}."
+        bars[planner] = [Bar("SOD-AUDIT", reason, {"task": AUDIT_PLAN_TASK, "case_id": case.id})]
+    data = data or {}
+    process = data.get(AUDITED_PROCESS)
+    try:
+        first = date.fromisoformat(str(data.get(AUDIT_FROM)))
+        last = date.fromisoformat(str(data.get(AUDIT_TO)))
+    except ValueError:
+        return bars
+    if not process:
+        return bars
+    start = datetime.combine(first, time.min)
+    end = datetime.combine(last + timedelta(days=1), time.min)
+    query = (
+        select(
+            HumanTask.completed_by_id,
+            func.count(),
+            func.min(HumanTask.completed_at),
+            func.max(HumanTask.completed_at),
+        )
+        .where(
+            or_(HumanTask.process_id == process, HumanTask.case_process_id == process),
+            HumanTask.case_id != case.id,
+            HumanTask.status == "completed",
+            HumanTask.completed_by_id.is_not(None),
+            HumanTask.completed_at >= start,
+            HumanTask.completed_at < end,
+        )
+        .group_by(HumanTask.completed_by_id)
+    )
+    if user_id is not None:
+        query = query.where(HumanTask.completed_by_id == user_id)
+    period = f"{_when(start)} to {_when(end - timedelta(days=1))}"
+    for performer, steps, earliest, latest in session.execute(query):
+        reason = (
+            f"You completed {steps} step{'s' if steps != 1 else ''} of the '{process}' process "
+            f"in the audited period ({period}), the last on {_when(latest)}; "
+            f"{CLAUSES['SOD-AUDIT']}."
+        )
+        facts = {
+            "audited_process": process,
+            "period": [first.isoformat(), last.isoformat()],
+            "steps": steps,
+            "first_completed_at": earliest.isoformat() if earliest else None,
+            "last_completed_at": latest.isoformat() if latest else None,
+        }
+        bars.setdefault(performer, []).append(Bar("SOD-AUDIT", reason, facts))
     return bars
 
 

@@ -173,7 +173,13 @@ def test_steps_of_surveillance_and_recertification_cases_are_watched(engine, clo
     clock.set(datetime(2028, 12, 3, 9, 0))
     run_jobs_until_idle(engine)
     clock.set(datetime(2029, 1, 3, 9, 0))
-    rows = selection(engine, window="overdue")
+    # The jobs also opened the annual management review (none on record): its step is
+    # overdue too, but not watched.
+    everything = selection(engine, window="overdue")
+    assert [(r.process, r.watched) for r in everything if r.process == "management_review"] == [
+        ("management_review", False)
+    ]
+    rows = [r for r in everything if r.process != "management_review"]
     assert sorted((r.process, r.task_spec_id, r.watched) for r in rows) == [
         ("recertification", "submit_recertification_evidence", True),
         ("surveillance", "declare_continued_practice", True),
@@ -182,6 +188,7 @@ def test_steps_of_surveillance_and_recertification_cases_are_watched(engine, clo
     assert [(t.key, t.overdue) for t in found.by_process] == [
         ("surveillance", 1),
         ("recertification", 1),
+        ("management_review", 1),
     ]
     assert found.watched_overdue() == 2
     [recertification] = [r.case_id for r in rows if r.process == "recertification"]
