@@ -1,6 +1,6 @@
 """The `certrail` command: database, demo data, model lint, audit verification, simulation,
 API tokens, background jobs, overdue steps, consistency check, backup and
-restore, exam item analysis.
+restore, exam item analysis, records retention, the accreditation evidence pack.
 
 Operators and tools rely on these names, options and JSON keys. Failures print one line per
 problem and exit non-zero; they never print a traceback.
@@ -36,6 +36,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def cmd_demo_load(args: argparse.Namespace) -> int:
     from .demo import DEMO_PASSWORD, load_demo, load_demo_cases
     from .demo_history import load_demo_history
+    from .item_analyses import load_demo_item_analysis
 
     engine = _engine(args)
     engine.sync_models()
@@ -43,6 +44,7 @@ def cmd_demo_load(args: argparse.Namespace) -> int:
         counts = load_demo(uow)
     counts["cases"] = load_demo_cases(engine)
     counts["certificate histories"] = load_demo_history(engine, DEMO_PASSWORD)
+    counts["item analyses"] = load_demo_item_analysis(engine)
     print("demo data: " + ", ".join(f"{v} new {k}" for k, v in counts.items()))
     return 0
 
@@ -368,6 +370,62 @@ def cmd_sod_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retention_list(args: argparse.Namespace) -> int:
+    """Records past their scheme's retention period, not on legal hold (nothing is changed)."""
+    from . import Engine
+    from .clock import Clock, FixedClock
+    from .retention import due_for_disposal
+
+    clock = FixedClock(_parse_now(args.now)) if args.now else Clock()
+    engine = Engine(args.database, clock=clock)
+    now = clock.now()
+    with engine.sessions() as session:
+        due = due_for_disposal(session, now)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "now": now.isoformat(),
+                    "count": len(due),
+                    "records": [record.as_dict() for record in due],
+                }
+            )
+        )
+        return 0
+    for record in due:
+        proposed = f"; disposal proposed ({record.proposal.id})" if record.proposal else ""
+        print(
+            f"case {record.case_id} {record.process_id} ({record.status}), person "
+            f"{record.person_id}, scheme {record.scheme_code or '-'}: ended "
+            f"{record.ended_at:%Y-%m-%d}, kept {record.retention_months} months, due since "
+            f"{record.due_on.isoformat()}{proposed}"
+        )
+    print(f"{len(due)} record(s) due for disposal as of {now.isoformat()}")
+    return 0
+
+
+def cmd_evidence_pack(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from .evidence_pack import build_pack
+
+    dates = {}
+    for option, value in (("--from", args.date_from), ("--to", args.date_to)):
+        try:
+            dates[option] = date.fromisoformat(value)
+        except ValueError:
+            raise CertrailError(f"{option} must be a date (YYYY-MM-DD), not '{value}'") from None
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise CertrailError(f"{out} exists; use --force to replace it")
+    pack = build_pack(_engine(args), dates["--from"], dates["--to"])
+    out.write_bytes(pack)
+    print(
+        f"evidence pack for {args.date_from} to {args.date_to} written to {out} ({len(pack):,} bytes)"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="certrail", description="Certrail certification workflow engine"
@@ -505,6 +563,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     analyze.add_argument("--json", action="store_true")
     analyze.set_defaults(func=cmd_items_analyze)
+
+    retention = commands.add_parser("retention", help="records retention").add_subparsers(
+        dest="retention_command", required=True
+    )
+    due = retention.add_parser(
+        "list", help="ended cases past their scheme's retention period (not on legal hold)"
+    )
+    due.add_argument("--now", metavar="ISO8601", help="the time to list as (UTC unless offset)")
+    due.add_argument("--json", action="store_true")
+    due.set_defaults(func=cmd_retention_list)
+
+    pack = commands.add_parser(
+        "evidence-pack", help="write the accreditation evidence pack (ZIP of CSV) for a period"
+    )
+    pack.add_argument("--from", dest="date_from", required=True, metavar="YYYY-MM-DD")
+    pack.add_argument("--to", dest="date_to", required=True, metavar="YYYY-MM-DD")
+    pack.add_argument("out", metavar="OUT.zip")
+    pack.add_argument("--force", action="store_true", help="overwrite an existing file")
+    pack.set_defaults(func=cmd_evidence_pack)
 
     prod = commands.add_parser(
         "serve-prod", help="migrate, then run gunicorn web workers and job workers (PostgreSQL)"

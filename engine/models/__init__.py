@@ -14,6 +14,8 @@ from .impartiality import RELATIONSHIPS, Commitment, ConflictOfInterest, TaskBar
 from .operations import Incident, Notification, RateLimitWindow
 from .people import OVERSIGHT_ROLES, ROLES, STAFF_ROLES, ApiToken, Person, User, UserRole
 from .process_models import ModelVersion
+from .quality import ItemAnalysis
+from .records import FeedbackInvitation, FeedbackResponse, RecordDisposal
 from .schemes import Scheme
 from .tasks import HumanTask, Timer
 
@@ -27,6 +29,9 @@ __all__ = [
     "ConflictOfInterest",
     "TaskBar",
     "Document",
+    "FeedbackInvitation",
+    "FeedbackResponse",
+    "RecordDisposal",
     "AuditChainHead",
     "AuditEvent",
     "Base",
@@ -38,6 +43,7 @@ __all__ = [
     "HELD_STATUSES",
     "HumanTask",
     "Incident",
+    "ItemAnalysis",
     "Notification",
     "RateLimitWindow",
     "ModelVersion",

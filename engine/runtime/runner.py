@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from .. import assignment, impartiality
 from ..audit import AuditLog
 from ..catalog import SpecBundle
+from ..feedback import invite_after_completion
 from ..impartiality.candidates import auto_assign
 from ..models import Case, HumanTask, Timer, User
 from ..notifications import notify_assigned
@@ -143,6 +144,9 @@ class CaseRun:
         if self.case.status != "errored" and self.workflow.is_completed():
             self.case.status = "completed"
             self.case.ended_at = self.now
+            invite_after_completion(
+                self.session, self.now, self.audit, self.case, self.settings.base_url
+            )
             self.audit.record(
                 self.now,
                 self.actor,
