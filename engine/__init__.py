@@ -402,6 +402,17 @@ class Engine:
             user = cases.find_user(uow, username)
             return request_suspension(self, uow, user, certificate_number, reasons).id
 
+    def raise_corrective_action(
+        self, username: str, source: str, reference: Any, description: str
+    ) -> int:
+        """Open a corrective action for a nonconformity found through `source` (internal
+        audit, complaint, appeal, incident, other); returns its case id."""
+        from .corrective_actions import raise_corrective_action
+
+        with self.unit_of_work() as uow:
+            user = cases.find_user(uow, username)
+            return raise_corrective_action(self, uow, user, source, reference, description).id
+
     def retry_incident(self, incident_id: int, username: str) -> dict[str, int]:
         """Resolve a job's incident and run the job again now."""
         from .incidents import retry

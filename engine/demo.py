@@ -77,7 +77,19 @@ def load_demo(uow: UnitOfWork) -> dict[str, int]:
         if exists is None:
             session.add(Scheme(**spec))
             counts["schemes"] += 1
-    for username, name, roles, external in STAFF:
+    counts["staff"] = add_staff(uow, STAFF, password)
+    counts["applicants"] = add_applicants(uow, APPLICANTS, password)
+    if any(counts.values()):
+        uow.audit.record(uow.now, "system", "demo_loaded", "demo data loaded", after=counts)
+    return counts
+
+
+def add_staff(uow: UnitOfWork, staff, password: str) -> int:
+    """Staff accounts (username, display name, roles, external?) who have signed the current
+    commitment; returns how many were new."""
+    session = uow.session
+    added = 0
+    for username, name, roles, external in staff:
         if _user(session, username) is None:
             user = User(
                 username=username,
@@ -89,12 +101,9 @@ def load_demo(uow: UnitOfWork) -> dict[str, int]:
             )
             user.roles = [UserRole(role=r) for r in roles]
             session.add(user)
-            counts["staff"] += 1
-    _sign_commitments(uow, session)
-    counts["applicants"] = add_applicants(uow, APPLICANTS, password)
-    if any(counts.values()):
-        uow.audit.record(uow.now, "system", "demo_loaded", "demo data loaded", after=counts)
-    return counts
+            added += 1
+    _sign_commitments(uow, session, [username for username, *_ in staff])
+    return added
 
 
 def add_applicants(uow: UnitOfWork, applicants, password: str) -> int:
@@ -128,14 +137,14 @@ def add_applicants(uow: UnitOfWork, applicants, password: str) -> int:
     return added
 
 
-def _sign_commitments(uow: UnitOfWork, session: Session) -> None:
+def _sign_commitments(uow: UnitOfWork, session: Session, usernames: list[str]) -> None:
     """Every demo staff member has signed the current commitment (SOD-COMMIT)."""
     from .impartiality.register import sign_commitment
     from .models import Commitment
 
     session.flush()
     admin = _user(session, "admin")
-    for username, *_ in STAFF:
+    for username in usernames:
         user = _user(session, username)
         if (
             session.scalar(select(Commitment.id).where(Commitment.user_id == user.id).limit(1))

@@ -1,5 +1,7 @@
 """Demo history: certified people whose certificates have lived for up to three years, so
-that a fresh `make run` shows every lifecycle state and real overdue work.
+that a fresh `make run` shows every lifecycle state and real overdue work, and the management
+system's year around them (engine.demo_quality: an appeal, a complaint, an internal audit,
+corrective actions, management reviews, feedback).
 
 The stories are played in date order on an engine whose clock is set to each moment in the
 past, running the scheduler's jobs at each moment as a worker would have: surveillance and
@@ -103,6 +105,11 @@ def load_demo_history(engine, password: str) -> int:
     at(months_ago(23), certify("lena", "DPO"))
     at(months_ago(11, -3), lifecycle_steps("lena", "surveillance"))
     at(days_ago(30), lifecycle_steps("lena", "recertification"))
+    from .demo_quality import quality_story
+
+    first = min(m.at for m in moments)
+    for when, act in quality_story(now, first, password):
+        at(when, act)
     moments.sort(key=lambda m: m.at)
 
     from . import Engine

@@ -127,6 +127,8 @@ def _register_blueprints(app: Flask) -> None:
         "impartiality",
         "dashboard",
         "models",
+        "quality",
+        "records",
     ):
         module = _optional_blueprint(module_name)
         if module is not None:

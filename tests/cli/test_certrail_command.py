@@ -96,8 +96,11 @@ def test_db_upgrade_demo_load_simulate_and_verify_work_end_to_end(sqlite_url):
     assert certrail("db", "upgrade", database=sqlite_url).returncode == 0
     first = certrail("demo", "load", database=sqlite_url)
     again = certrail("demo", "load", database=sqlite_url)
-    assert "15 new staff" in first.stdout
-    assert "0 new staff" in again.stdout
+    assert "15 new staff" in first.stdout and "8 new certificate histories" in first.stdout
+    assert "0 new staff" in again.stdout and "0 new certificate histories" in again.stdout
+    checked = certrail("check", database=sqlite_url)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.rstrip().endswith("consistent")
 
     result = certrail("simulate", "--cases", "3", "--json", database=sqlite_url)
     assert result.returncode == 0, result.stderr

@@ -39,7 +39,8 @@ from engine.demo import DEMO_PASSWORD
 from engine.documents import attach_document
 from engine.impartiality.register import declare_conflict
 from engine.incidents import record_incident
-from engine.models import AuditEvent, Case, Incident, User
+from engine.item_analyses import item_analyses, load_demo_item_analysis
+from engine.models import AuditEvent, Case, Incident, Notification, User
 from tests.engine.helpers import do, ready_task, start_application, task_row, task_rows
 from tests.engine.test_certificate_lifecycle import certify
 from web import create_app
@@ -165,6 +166,12 @@ def rows() -> list[Row]:
     sees_alice = SEES_CASE | SEES_DECIDED_CASE
     person = policy(sees_alice, hidden=SIGNED_IN - sees_alice)
     oversight = policy(OVERSIGHT)
+    # The statistical review of exams (ISO/IEC 17024 9.3) belongs to the management system.
+    examiners_of_exams = policy({"quality", "manager"})
+    # Records retention, feedback results and the evidence pack (ISO/IEC 17024 10.2.4).
+    records_keepers = policy({"quality", "manager"})
+    # Who may raise a corrective action by hand (engine.corrective_actions.RAISER_ROLES).
+    raisers = policy({"quality", "complaints", "manager", "admin"})
     managers = policy(MANAGERS)
     modellers = policy(MODELLERS)
     owner = policy({"owner"})
@@ -349,6 +356,113 @@ def rows() -> list[Row]:
         ),
         # -- managers and oversight: dashboard, impartiality register, tasks and report -----
         Row("GET", "dashboard.index", "/dashboard", oversight, why="oversight roles"),
+        Row("GET", "quality.items", "/quality/items", examiners_of_exams, why="quality, manager"),
+        Row(
+            "POST",
+            "quality.upload_items",
+            "/quality/items",
+            examiners_of_exams,
+            why="quality, manager",
+        ),
+        Row(
+            "GET",
+            "quality.item_analysis",
+            "/quality/items/{item_analysis}",
+            examiners_of_exams,
+            why="quality, manager",
+        ),
+        Row(
+            "GET",
+            "quality.item_analysis_csv",
+            "/quality/items/{item_analysis}.csv",
+            examiners_of_exams,
+            why="quality, manager",
+        ),
+        Row("GET", "quality.analytics", "/analytics", oversight, why="oversight roles"),
+        Row(
+            "GET",
+            "quality.new_corrective_action",
+            "/quality/corrective-actions/new",
+            raisers,
+            why="quality, complaints officer, manager, admin (10.2.7)",
+        ),
+        Row(
+            "POST",
+            "quality.raise_corrective_action",
+            "/quality/corrective-actions/new",
+            raisers,
+            why="quality, complaints officer, manager, admin; an empty form: 400 naming the field",
+        ),
+        Row(
+            "GET",
+            "records.feedback",
+            "/feedback/{feedback_token}",
+            public,
+            why="anyone holding the link",
+        ),
+        Row(
+            "POST",
+            "records.give_feedback",
+            "/feedback/{feedback_token}",
+            public,
+            why="anyone holding the link",
+        ),
+        Row(
+            "GET",
+            "records.feedback_summary_page",
+            "/records/feedback",
+            records_keepers,
+            why="quality, manager",
+        ),
+        Row(
+            "GET",
+            "records.retention",
+            "/records/retention",
+            records_keepers,
+            why="quality, manager",
+        ),
+        Row(
+            "POST",
+            "records.propose",
+            "/records/retention/propose",
+            records_keepers,
+            why="quality, manager",
+        ),
+        Row(
+            "POST",
+            "records.approve",
+            "/records/retention/999999/approve",
+            policy(flash={"quality", "manager"}),
+            why="quality, manager (not the proposer); an unknown proposal: refused with a message",
+        ),
+        Row(
+            "POST",
+            "records.hold",
+            "/records/retention/hold",
+            records_keepers,
+            why="quality, manager",
+        ),
+        Row(
+            "GET",
+            "records.evidence_pack",
+            "/records/evidence-pack",
+            records_keepers,
+            why="quality, manager",
+        ),
+        Row(
+            "GET",
+            "records.evidence_pack_zip",
+            "/records/evidence-pack.zip?from=2026-01-01&to=2026-12-31",
+            records_keepers,
+            why="quality, manager",
+        ),
+        Row(
+            "GET",
+            "quality.analytics_csv",
+            "/analytics/cases.csv",
+            oversight,
+            why="oversight roles",
+        ),
         Row("GET", "dashboard.export", "/dashboard.csv", oversight, why="oversight roles"),
         Row(
             "POST",
@@ -577,7 +691,17 @@ def build_world(engine) -> dict[str, object]:
     published = next(
         v.version for v in engine.model_history("application") if v.status == "published"
     )
+    load_demo_item_analysis(engine)
+    with engine.sessions() as session:
+        invitation = session.scalars(
+            select(Notification.body).where(Notification.body.contains("/feedback/"))
+        ).first()
+    feedback_token = re.search(r"/feedback/([\w-]+)", invitation).group(1)
+    with engine.sessions() as session:
+        [(analysis, _uploader, _scheme)] = item_analyses(session)
     return {
+        "item_analysis": analysis.id,
+        "feedback_token": feedback_token,
         "case": case_id,
         "decided_case": certificate.case_id,
         "number": certificate.number,
