@@ -2,8 +2,9 @@
 about it, and since when its current status holds (for the public verification).
 
 Queries only; every change to a certificate is in `certificate_lifecycle`. Who may see a
-certificate at all is `certificates.certificate_for_viewer` (holder and staff) or
-`certificates.public_record` (anyone, ISO/IEC 17024 7.2).
+certificate in full is `certificates.certificate_for_viewer` (whoever may see its holder:
+the holder, oversight roles, staff on one of the holder's cases); what anyone may learn is
+`certificates.public_record` (ISO/IEC 17024 7.2).
 """
 
 from __future__ import annotations

@@ -16,8 +16,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from .audit import AuditLog
+from .errors import NotFoundError
 from .models import Case, Certificate, CertificateSequence, CertificateStatusChange, Person, Scheme
 from .notifications import notify_person
+from .people import may_see_person
 
 
 def add_months(start: date, months: int) -> date:
@@ -147,16 +149,14 @@ def public_record(session: Session, number: str) -> dict[str, str] | None:
     }
 
 
-def certificate_for_viewer(session: Session, user, number: str) -> Certificate:
-    """The certificate as its holder or staff may see it in full; anyone else is told it
-    does not exist (the public record is `public_record`)."""
-    from .errors import NotFoundError
-
-    certificate = session.scalars(
-        select(Certificate).where(Certificate.number == number.strip().upper())
-    ).first()
-    if certificate is None or not (
-        user.is_staff or (user.person_id is not None and user.person_id == certificate.person_id)
-    ):
-        raise NotFoundError(f"certificate {number} does not exist or is not yours")
+def certificate_for_viewer(session: Session, user, number: str, lock: bool = False) -> Certificate:
+    """The certificate in full (its history, the reasons for a suspension or withdrawal) for
+    those who may see its holder (`people.may_see_person`: the holder, oversight roles and
+    staff on one of the holder's cases); anyone else is told it does not exist, as for a
+    person record. What anyone may learn is `public_record`. `lock` holds the row until the
+    transaction ends, for a change that depends on its status."""
+    query = select(Certificate).where(Certificate.number == number.strip().upper())
+    certificate = session.scalars(query.with_for_update() if lock else query).first()
+    if certificate is None or not may_see_person(session, user, certificate.person_id):
+        raise NotFoundError(f"certificate {number} does not exist or is not yours to see")
     return certificate

@@ -19,8 +19,8 @@ from sqlalchemy import exists, select
 
 from . import cases
 from . import certificate_lifecycle as lifecycle_ops
-from .certificates import add_months
-from .errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
+from .certificates import add_months, certificate_for_viewer
+from .errors import ConflictError, PermissionDenied, ValidationError
 from .incidents import no_open_incident, record_incident
 from .models import Case, Certificate, Person, Scheme
 from .unit_of_work import UnitOfWork
@@ -194,7 +194,10 @@ def request_suspension(
     engine: Engine, uow: UnitOfWork, user, certificate_number: str, reasons: str
 ) -> Case:
     """Staff ask for a decision on suspending, reducing or withdrawing a certificate (after a
-    complaint, say): a `suspension` case whose decision task a decision maker takes."""
+    complaint, say): a `suspension` case whose decision task a decision maker takes. Whoever
+    may not see the certificate (`certificates.certificate_for_viewer`) is told it does not
+    exist; whoever sees it without a requesting role is refused."""
+    certificate = certificate_for_viewer(uow.session, user, certificate_number, lock=True)
     if not (user.role_names & SUSPENSION_REQUESTERS):
         raise PermissionDenied(
             "only managers, clerks, complaints officers, decision makers and quality managers "
@@ -205,13 +208,6 @@ def request_suspension(
         raise ValidationError("say why", {"reasons": ["give the reasons for the request"]})
     if len(reasons) > 2000:
         raise ValidationError("too long", {"reasons": ["at most 2,000 characters"]})
-    certificate = uow.session.scalars(
-        select(Certificate)
-        .where(Certificate.number == certificate_number.strip().upper())
-        .with_for_update()
-    ).first()
-    if certificate is None:
-        raise NotFoundError(f"certificate {certificate_number} does not exist")
     if certificate.status not in ("active", "reduced", "suspended"):
         raise ConflictError(f"certificate {certificate.number} is {certificate.status}")
     pending = uow.session.scalar(

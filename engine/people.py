@@ -1,4 +1,5 @@
-"""Operations on people and accounts: applicant registration."""
+"""Operations on people and accounts: applicant registration, and who may see what is kept
+about a person (their record, their certificates in full)."""
 
 from __future__ import annotations
 
@@ -77,15 +78,14 @@ def register_applicant(
     return user
 
 
-def visible_person(session, user: User, person_id: int) -> Person:
-    """The person record if `user` may see it: the person themself, oversight roles, and
-    staff who may see one of the person's cases (personal data is confidential, ISO/IEC
-    17024 7.3: an examiner learns nothing of candidates they have no part in). Otherwise
-    "not found", so ids reveal nothing."""
+def may_see_person(session, user: User, person_id: int) -> bool:
+    """Whether `user` may see what is kept about a person (their record, their certificates'
+    history and the reasons for a suspension or withdrawal): the person themself, oversight
+    roles, and staff who may see one of the person's cases. Personal data is confidential
+    (ISO/IEC 17024 7.3): an examiner learns nothing of candidates they have no part in."""
     from .case_views import visible_cases_criteria
 
-    person = session.get(Person, person_id)
-    allowed = person is not None and (
+    return (
         user.person_id == person_id
         or bool(user.role_names & OVERSIGHT_ROLES)
         or (
@@ -98,6 +98,12 @@ def visible_person(session, user: User, person_id: int) -> Person:
             is not None
         )
     )
-    if not allowed:
+
+
+def visible_person(session, user: User, person_id: int) -> Person:
+    """The person record if `user` may see it (`may_see_person`); otherwise "not found", so
+    ids reveal nothing."""
+    person = session.get(Person, person_id)
+    if person is None or not may_see_person(session, user, person_id):
         raise NotFoundError(f"person {person_id} does not exist or is not yours to see")
     return person

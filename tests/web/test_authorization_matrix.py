@@ -161,10 +161,14 @@ def rows() -> list[Row]:
     case_viewers = policy(SEES_CASE, hidden=SIGNED_IN - SEES_CASE)
     review_task = policy(STAFF_SEEING_CASE, hidden=SIGNED_IN - STAFF_SEEING_CASE)
     applicant_task = policy(SEES_CASE, hidden=SIGNED_IN - SEES_CASE)
-    certificate = policy(STAFF | {"alice"}, hidden=APPLICANTS - {"alice"})
     # alice's record: herself, oversight roles and staff holding a step on one of her cases.
     sees_alice = SEES_CASE | SEES_DECIDED_CASE
     person = policy(sees_alice, hidden=SIGNED_IN - sees_alice)
+    # Her certificate in full (history, reasons for a suspension) is as confidential as her
+    # record: the same people see it, everyone else is told it does not exist.
+    certificate = policy(sees_alice, hidden=SIGNED_IN - sees_alice)
+    # Of those who see it, the suspension askers may ask; the others are refused.
+    suspension_request = policy(SUSPENSION_ASKERS & sees_alice, hidden=SIGNED_IN - sees_alice)
     oversight = policy(OVERSIGHT)
     # The statistical review of exams (ISO/IEC 17024 9.3) belongs to the management system.
     examiners_of_exams = policy({"quality", "manager"})
@@ -193,7 +197,13 @@ def rows() -> list[Row]:
             why="public",
         ),
         Row("GET", "api.openapi", "/api/v1/openapi.json", public, why="public"),
-        Row("GET", "api.certificate", "/api/v1/certificates/{number}", public, why="public"),
+        Row(
+            "GET",
+            "api.certificate",
+            "/api/v1/certificates/{number}",
+            public,
+            why="public: only the public record, as /verify (7.2)",
+        ),
         # -- signed in, whoever they are ---------------------------------------------------
         Row("GET", "home", "/", signed_in, why="signed in: sent to inbox or portal"),
         Row("POST", "auth.logout", "/logout", signed_in, why="signed in"),
@@ -231,14 +241,14 @@ def rows() -> list[Row]:
             "portal.certificate",
             "/certificates/{number}",
             certificate,
-            why="the holder and staff; others: not found",
+            why="as alice's record: herself, oversight roles, staff on one of her cases",
         ),
         Row(
             "POST",
             "portal.request_suspension",
             "/certificates/{number}/suspension-request",
-            policy(SUSPENSION_ASKERS),
-            why="clerks, complaints officers, decision makers, quality and managers",
+            suspension_request,
+            why="suspension askers who see the certificate; others who see it 403, the rest 404",
         ),
         # -- staff: inbox, cases, impartiality declarations, the model library ---------------
         Row("GET", "inbox.index", "/inbox", staff, why="staff"),

@@ -12,10 +12,12 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select
 
+from engine.accounts import issue_api_token
 from engine.incidents import record_incident
 from engine.lifecycle import expire_certificates
 from engine.models import Case, Certificate, Incident, Scheme
-from tests.engine.helpers import do, renew_commitments
+from tests.engine.helpers import do, person_id, renew_commitments
+from tests.engine.test_appeals_complaints import lodge_complaint
 from tests.engine.test_certificate_lifecycle import certify
 from tests.web.test_auth import csrf_token, login
 from web import create_app
@@ -188,6 +190,94 @@ def test_the_records_below_the_certificate_are_not_printed(client):
     css = text(client.get("/static/portal.css"))
     print_rules = css[css.index("@media print") :]
     assert ".no-print" in print_rules and "display: none" in print_rules
+
+
+# -- who sees a certificate in full ------------------------------------------------------------
+# As for a person's record (engine.people.may_see_person): the holder, oversight roles and
+# staff on one of the holder's cases; anyone else is told the certificate does not exist.
+# The public record stays public at /verify and GET /api/v1/certificates/<number>.
+
+UNRELATED_STAFF = ["owner", "panel", "complaints"]  # no step on any of alice's cases
+
+
+@pytest.mark.parametrize("username", ["alice", "quality", "manager", "admin"])
+def test_the_holder_and_oversight_roles_see_the_certificate_that_unrelated_staff_do_not(
+    client, engine, clock, username
+):
+    issued, _suspension = decided(engine, clock, "suspend")
+    login(client, username)
+    page = client.get(f"/certificates/{issued.number}")
+    assert page.status_code == 200
+    assert DECISION_REASONS in text(page)
+    switch_user(client, "owner")
+    assert client.get(f"/certificates/{issued.number}").status_code == 404
+
+
+@pytest.mark.parametrize("username", UNRELATED_STAFF)
+def test_staff_without_a_part_in_the_holders_cases_are_told_the_certificate_does_not_exist(
+    client, engine, clock, username
+):
+    issued, _suspension = decided(engine, clock, "suspend")
+    login(client, username)
+    response = client.get(f"/certificates/{issued.number}")
+    assert response.status_code == 404
+    html = text(response)
+    assert DECISION_REASONS not in html and "Alice Applicant" not in html
+    assert client.get("/certificates/CWI-2026-999999").status_code == 404  # no difference
+
+
+def test_another_certified_person_is_told_the_certificate_does_not_exist(client, engine):
+    issued = certify(engine)
+    certify(engine, "chen", "DPO")
+    login(client, "chen")
+    assert client.get(f"/certificates/{issued.number}").status_code == 404
+
+
+def test_a_complaints_officer_sees_the_certificate_once_a_complaint_of_the_holder_is_theirs(
+    client, engine, clock
+):
+    issued, _suspension = decided(engine, clock, "suspend")
+    login(client, "complaints")
+    assert client.get(f"/certificates/{issued.number}").status_code == 404
+    lodge_complaint(engine, issued.case_id)  # alice complains: a step for complaints officers
+    page = client.get(f"/certificates/{issued.number}")
+    assert page.status_code == 200
+    assert DECISION_REASONS in text(page)
+
+
+def test_staff_who_may_not_see_the_certificate_cannot_ask_for_a_suspension_decision(client, engine):
+    issued = certify(engine)
+    url = f"/certificates/{issued.number}/suspension-request"
+    login(client, "complaints")  # may ask for suspensions, but has no part in alice's cases
+    assert post(client, url, {"reasons": REQUEST_REASONS}).status_code == 404
+    assert cases_about(engine, issued.id, "suspension") == []
+    lodge_complaint(engine, issued.case_id)
+    assert post(client, url, {"reasons": REQUEST_REASONS}).status_code == 303
+    assert len(cases_about(engine, issued.id, "suspension")) == 1
+
+
+def test_the_api_gives_unrelated_staff_only_the_public_record_and_not_the_holder(
+    client, engine, clock
+):
+    issued, _suspension = decided(engine, clock, "suspend")
+    with engine.unit_of_work() as uow:
+        token = issue_api_token(uow, "owner", "tests")
+    headers = {"Authorization": f"Bearer {token}"}
+    record = client.get(f"/api/v1/certificates/{issued.number}", headers=headers)
+    assert record.status_code == 200
+    assert set(record.json) == {
+        "number",
+        "holder",
+        "scheme",
+        "scope",
+        "status",
+        "issued_on",
+        "effective_on",
+        "expires_on",
+    }
+    assert DECISION_REASONS not in record.get_data(as_text=True)
+    holder = client.get(f"/api/v1/persons/{person_id(engine, 'alice')}", headers=headers)
+    assert holder.status_code == 404
 
 
 # -- public verification ---------------------------------------------------------------------

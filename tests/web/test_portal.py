@@ -325,13 +325,16 @@ def test_certified_applicant_sees_certified_and_the_printable_certificate(client
     assert "alice@example.org" not in html
 
 
-def test_certificate_page_is_for_the_holder_and_staff_only(client, engine):
+def test_certificate_page_is_for_the_holder_and_staff_on_her_cases_only(client, engine):
     number = certificate_number(engine, granted_case(engine, "alice", "DPO"))
     assert client.get(f"/certificates/{number}").status_code == 302  # log in first
     login(client, "bob")
     assert client.get(f"/certificates/{number}").status_code == 404
     post(client, "/logout")
-    login(client, "clerk")
+    login(client, "owner")  # staff, but with no step on any of alice's cases
+    assert client.get(f"/certificates/{number}").status_code == 404
+    post(client, "/logout")
+    login(client, "clerk")  # checked her application
     assert client.get(f"/certificates/{number}").status_code == 200
 
 
