@@ -119,15 +119,18 @@ class AuditLog:
 
 def _lock_chain_head(session: Session) -> tuple[int, str]:
     """The chain's last sequence number and hash, the head row locked (created if missing)."""
-    head = session.execute(
-        select(AuditChainHead.last_seq, AuditChainHead.last_hash)
-        .where(AuditChainHead.id == 1)
-        .with_for_update()
-    ).one_or_none()
+    head = session.execute(_LOCKED_HEAD).one_or_none()
     if head is None:
         session.execute(insert(AuditChainHead).values(id=1, last_seq=0, last_hash=GENESIS_HASH))
         return 0, GENESIS_HASH
     return head.last_seq, head.last_hash
+
+
+_LOCKED_HEAD = (
+    select(AuditChainHead.last_seq, AuditChainHead.last_hash)
+    .where(AuditChainHead.id == 1)
+    .with_for_update()
+)
 
 
 def _append_events(session: Session, rows: list[dict[str, Any]]) -> None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from . import assignment, impartiality
 from .errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
 from .models import Case, CaseLink, HumanTask, Person, Scheme, User
 from .notifications import notify_assigned
+from .row_writes import update_changed
 from .runtime.runner import CaseRun
 from .runtime.timer_clock import timers_as_of
 from .system_actions import system_actions_for
@@ -252,29 +253,37 @@ def open_task_in_case(uow: UnitOfWork, task_id: int) -> tuple[HumanTask, Case, l
     Writers to one case queue on that lock (on SQLite the database lock does the same), and
     the tasks are read after it, so a writer always sees what the one before it did.
     """
-    case_of_task = select(HumanTask.case_id).where(HumanTask.id == task_id).scalar_subquery()
-    case = uow.session.scalars(
-        select(Case)
-        .where(Case.id == case_of_task)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).first()
+    case = uow.session.scalars(_CASE_OF_TASK_LOCKED, {"task_id": task_id}).first()
     if case is None:
         raise NotFoundError(f"task {task_id} does not exist")
     tasks = list(
-        uow.session.scalars(
-            select(HumanTask)
-            .where(
-                HumanTask.case_id == case.id,
-                or_(HumanTask.id == task_id, HumanTask.status == "ready"),
-            )
-            .execution_options(populate_existing=True)
-        )
+        uow.session.scalars(_TASK_AND_OPEN_TASKS, {"case_id": case.id, "task_id": task_id})
     )
     task = next((t for t in tasks if t.id == task_id), None)
     if task is None:
         raise NotFoundError(f"task {task_id} does not exist")
     return task, case, [t for t in tasks if t.status == "ready"]
+
+
+# Built once: every task operation runs them, and building a statement costs about as much
+# as the ORM's work to execute it.
+_CASE_OF_TASK_LOCKED = (
+    select(Case)
+    .where(
+        Case.id
+        == select(HumanTask.case_id).where(HumanTask.id == bindparam("task_id")).scalar_subquery()
+    )
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_TASK_AND_OPEN_TASKS = (
+    select(HumanTask)
+    .where(
+        HumanTask.case_id == bindparam("case_id"),
+        or_(HumanTask.id == bindparam("task_id"), HumanTask.status == "ready"),
+    )
+    .execution_options(populate_existing=True)
+)
 
 
 def lock_case(uow: UnitOfWork, case_id: int) -> Case:
@@ -467,6 +476,7 @@ def complete_task(
     task.completed_by_id = user.id
     task.completed_at = uow.now
     task.submitted_data = data
+    update_changed(uow.session, task)
     uow.audit.record(
         uow.now,
         user.username,
@@ -501,13 +511,12 @@ def retry_case(engine: Engine, uow: UnitOfWork, case_id: int, user: User) -> Cas
 
 
 def find_user(uow: UnitOfWork, username: str) -> User:
-    user = (
-        uow.session.scalars(
-            select(User).options(joinedload(User.roles)).where(User.username == username)
-        )
-        .unique()
-        .first()
-    )
+    user = uow.session.scalars(_USER_WITH_ROLES, {"username": username}).unique().first()
     if user is None:
         raise NotFoundError(f"user '{username}' does not exist")
     return user
+
+
+_USER_WITH_ROLES = (
+    select(User).options(joinedload(User.roles)).where(User.username == bindparam("username"))
+)

@@ -8,12 +8,14 @@ that follow from who did earlier steps are stored when a task becomes ready (`ta
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import (
     ARRAY,
+    Date,
     Integer,
     String,
     and_,
@@ -310,6 +312,29 @@ def _commitments_and_conflicts(
     `with_commitments`, and their current conflicts of interest with `person_id` (`day` =
     valid from) when it is given. Rows, not ORM objects: hundreds of staff have several
     commitments each."""
+    if not with_commitments and person_id is None:
+        return {}, []
+    as_array = _ids_as_array(session, ids)
+    query = _commitments_and_conflicts_query(with_commitments, person_id is not None, as_array)
+    params = {"ids": list(ids), "person_id": person_id, "today": today}
+    rows = session.execute(query, params).all()
+    latest = {row.user_id: row for row in rows if row.kind == "commitment"}
+    return latest, [row for row in rows if row.kind == "conflict"]
+
+
+@functools.lru_cache(maxsize=8)
+def _commitments_and_conflicts_query(with_commitments: bool, with_conflicts: bool, as_array: bool):
+    """The statement of `_commitments_and_conflicts` for one shape, built once: it runs at
+    every claim and completion, and building it cost more than running it."""
+    ids = (
+        bindparam("ids", type_=ARRAY(Integer))
+        if as_array
+        else bindparam("ids", expanding=True, type_=Integer)
+    )
+
+    def user_in(column):
+        return column == any_(ids) if as_array else column.in_(ids)
+
     parts = []
     if with_commitments:
         parts.append(
@@ -320,27 +345,31 @@ def _commitments_and_conflicts(
                 Commitment.expires_on.label("day"),
                 Commitment.signed_on.label("signed_on"),
                 cast(null(), String(20)).label("relationship"),
-            ).where(id_in(session, Commitment.user_id, ids))
+            ).where(user_in(Commitment.user_id))
         )
-    if person_id is not None:
+    if with_conflicts:
+        today = bindparam("today", type_=Date)
         parts.append(
-            _active_conflicts_of(ids, today, session)
-            .where(ConflictOfInterest.person_id == person_id)
-            .with_only_columns(
+            select(
                 literal("conflict").label("kind"),
                 ConflictOfInterest.staff_user_id.label("user_id"),
                 ConflictOfInterest.id.label("id"),
                 ConflictOfInterest.valid_from.label("day"),
                 ConflictOfInterest.valid_from.label("signed_on"),
                 ConflictOfInterest.relationship.label("relationship"),
+            ).where(
+                user_in(ConflictOfInterest.staff_user_id),
+                ConflictOfInterest.ended_at.is_(None),
+                ConflictOfInterest.valid_from <= today,
+                or_(
+                    ConflictOfInterest.valid_until.is_(None),
+                    ConflictOfInterest.valid_until >= today,
+                ),
+                ConflictOfInterest.person_id == bindparam("person_id", type_=Integer),
             )
         )
-    if not parts:
-        return {}, []
     query = parts[0] if len(parts) == 1 else union_all(*parts)
-    rows = session.execute(query.order_by("kind", "signed_on", "id")).all()
-    latest = {row.user_id: row for row in rows if row.kind == "commitment"}
-    return latest, [row for row in rows if row.kind == "conflict"]
+    return query.order_by("kind", "signed_on", "id")
 
 
 def third_person(reason: str, name: str) -> str:
@@ -355,9 +384,13 @@ def third_person(reason: str, name: str) -> str:
 def id_in(session: Session | None, column, ids: list[int]):
     """`column IN ids`; on PostgreSQL a long list is one array parameter (`= ANY(:ids)`), so
     hundreds of ids are neither rendered one by one nor re-parsed on every call."""
-    if len(ids) > 20 and session is not None and session.get_bind().dialect.name == "postgresql":
+    if _ids_as_array(session, ids):
         return column == any_(bindparam(None, list(ids), type_=ARRAY(Integer)))
     return column.in_(ids)
+
+
+def _ids_as_array(session: Session | None, ids: list[int]) -> bool:
+    return len(ids) > 20 and session is not None and session.get_bind().dialect.name == "postgresql"
 
 
 def _active_conflicts_of(user_ids: list[int], today, session: Session | None = None):

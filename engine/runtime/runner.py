@@ -19,7 +19,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from .. import assignment, impartiality
@@ -29,6 +29,7 @@ from ..feedback import invite_after_completion
 from ..impartiality.candidates import auto_assign
 from ..models import Case, HumanTask, Timer, User
 from ..notifications import notify_assigned
+from ..row_writes import insert_new, update_changed
 from ..service_levels import task_deadlines
 from ..settings import Settings
 from .sandbox import CertrailScriptEngine, RestrictedEnvironment, SandboxViolation
@@ -154,7 +155,11 @@ class CaseRun:
                 "the case reached its end",
                 case_id=self.case.id,
             )
-        self.case.state = self.serializer.dump_workflow(self.workflow)
+        state = self.serializer.dump_workflow(self.workflow)
+        if inspect(self.case).persistent:
+            update_changed(self.session, self.case, state=state)
+        else:
+            self.case.state = state
         return created
 
     def _ready_user_tasks(self) -> dict[str, Task]:
@@ -201,11 +206,10 @@ class CaseRun:
                 sod_rules=",".join(props.sod) or None,
                 excluded_performers_of=",".join(props.exclude_performers_of) or None,
             )
-            self.session.add(row)
             created.append((row, props, task))
         if not created:
             return []
-        self.session.flush()
+        insert_new(self.session, [row for row, _props, _task in created])
         for row, props, task in created:
             self.audit.record(
                 self.now,
