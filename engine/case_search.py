@@ -9,8 +9,15 @@ Every filter is answered from an index, so a search costs about the same with 10
   certificate of 2026), matching the case that issued the certificate;
 - scheme, status and process exactly.
 
-The count stops at COUNT_LIMIT + 1 matching cases: beyond that the list says "more than
-COUNT_LIMIT", because counting every case of a broad search reads every one of them.
+The count stops at COUNT_LIMIT + 1 matching cases (`engine.counting`): beyond that the list
+says "more than COUNT_LIMIT", because counting every case of a broad search reads every one of
+them.
+
+Staff outside the oversight roles see only some cases (`engine.case_views`): those with a task
+of one of their roles, one assigned to or done by them, those they started. Tested case by
+case, that rule reads every case (or every task of their roles) before the first page, so
+the list takes the newest matching cases of each of those ways from its own index and merges
+them: a page, and the count up to its limit, cost the same with any number of cases.
 """
 
 from __future__ import annotations
@@ -20,13 +27,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, exists, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
-from .case_views import visible_cases_criteria
+from .case_views import CaseVisibility, case_visibility, visible_cases_criteria
+from .counting import COUNT_LIMIT, capped_count
 from .models import Case, Certificate, HumanTask, ModelVersion, Person, Scheme, User
 
-COUNT_LIMIT = 10_000
 MAX_QUERY_WORDS = 5
 
 
@@ -72,34 +79,49 @@ def _prefix(value: str) -> str:
     return f"{escaped}%"
 
 
-def case_query(user: User, filters: CaseFilters) -> Select[Any]:
-    """The cases `user` may see that match `filters` (unordered)."""
-    query = (
-        select(
-            Case.id,
-            Case.process_id,
-            Case.status,
-            Case.started_at,
-            Case.ended_at,
-            Person.given_name,
-            Person.family_name,
-            Scheme.code,
-        )
+ROW_COLUMNS = (
+    Case.id,
+    Case.process_id,
+    Case.status,
+    Case.started_at,
+    Case.ended_at,
+    Person.given_name,
+    Person.family_name,
+    Scheme.code,
+)
+
+
+def _rows() -> Select[Any]:
+    """The columns of the case list: each case with its person's name and scheme's code."""
+    return (
+        select(*ROW_COLUMNS)
         .outerjoin(Person, Person.id == Case.person_id)
         .outerjoin(Scheme, Scheme.id == Case.scheme_id)
-        .where(*visible_cases_criteria(user))
     )
-    for word in filters.q.split()[:MAX_QUERY_WORDS]:
-        pattern = _prefix(word.lower())
-        query = query.where(
-            or_(
-                func.lower(Person.given_name).like(pattern, escape="\\"),
-                func.lower(Person.family_name).like(pattern, escape="\\"),
-                func.lower(Person.email).like(pattern, escape="\\"),
+
+
+def _matching(filters: CaseFilters) -> list[ColumnElement[bool]]:
+    """Criteria on Case for the cases matching `filters` (whoever asks); on the case's own
+    columns, so that a list of case ids alone can be read from an index."""
+    criteria: list[ColumnElement[bool]] = []
+    words = [_prefix(word.lower()) for word in filters.q.split()[:MAX_QUERY_WORDS]]
+    if words:
+        criteria.append(
+            Case.person_id.in_(
+                select(Person.id).where(
+                    *(
+                        or_(
+                            func.lower(Person.given_name).like(pattern, escape="\\"),
+                            func.lower(Person.family_name).like(pattern, escape="\\"),
+                            func.lower(Person.email).like(pattern, escape="\\"),
+                        )
+                        for pattern in words
+                    )
+                )
             )
         )
     if filters.certificate:
-        query = query.where(
+        criteria.append(
             exists().where(
                 Certificate.case_id == Case.id,
                 func.upper(Certificate.number).like(
@@ -108,17 +130,47 @@ def case_query(user: User, filters: CaseFilters) -> Select[Any]:
             )
         )
     if filters.scheme:
-        query = query.where(Scheme.code == filters.scheme)
+        criteria.append(Case.scheme_id.in_(select(Scheme.id).where(Scheme.code == filters.scheme)))
     if filters.status:
-        query = query.where(Case.status == filters.status)
+        criteria.append(Case.status == filters.status)
     if filters.process:
-        query = query.where(Case.process_id == filters.process)
-    return query
+        criteria.append(Case.process_id == filters.process)
+    return criteria
 
 
-def capped_count(session: Session, query: Select[Any], limit: int = COUNT_LIMIT) -> int:
-    """How many rows `query` returns, counting no further than limit + 1."""
-    return session.scalar(select(func.count()).select_from(query.limit(limit + 1).subquery())) or 0
+def case_query(user: User, filters: CaseFilters) -> Select[Any]:
+    """The cases `user` may see that match `filters` (unordered)."""
+    return _rows().where(*_matching(filters), *visible_cases_criteria(user))
+
+
+def _newest_visible(
+    visibility: CaseVisibility, criteria: list[ColumnElement[bool]], first: int
+) -> Select[Any]:
+    """Ids of cases meeting `criteria` that the user may see, the newest `first` of them
+    included: the newest `first` such cases of each way a case becomes visible to them
+    (`CaseVisibility.ways`), some ids more than once.
+
+    Each way is read newest first from its own index and stops after `first` cases, so the
+    cost follows `first`, not the number of cases. Without filters the case ids come from
+    the index alone (every task's case exists)."""
+    newest = []
+    for way in visibility.ways():
+        ids = select(Case.id).where(*criteria, Case.id.in_(way)) if criteria else way.distinct()
+        case_id = ids.selected_columns[0]
+        newest.append(ids.order_by(case_id.desc()).limit(first).subquery())
+    return union_all(*(select(ids.c[0].label("id")) for ids in newest))
+
+
+def _once_each(ids: Select[Any]) -> Select[Any]:
+    """`ids` (newest first within each part of the union), each id once, newest first.
+
+    The parts are merged in order and an id is kept when it differs from the one before it,
+    so that counting the first n ids reads about n rows: a DISTINCT would read every part to
+    its end first."""
+    merged = ids.subquery()
+    newer = func.lag(merged.c.id).over(order_by=merged.c.id.desc())
+    stream = select(merged.c.id, newer.label("newer")).subquery()
+    return select(stream.c.id).where(stream.c.newer.is_distinct_from(stream.c.id))
 
 
 def search_cases(
@@ -131,15 +183,25 @@ def search_cases(
 ) -> CasePage:
     """One page of the matching cases, newest first, and how many match (up to count_limit)."""
     page = max(1, page)
-    query = case_query(user, filters)
-    found = session.execute(
-        query.order_by(Case.id.desc()).limit(per_page + 1).offset((page - 1) * per_page)
-    ).all()
-    counted = capped_count(session, query, count_limit)
+    offset = (page - 1) * per_page
+    visibility = case_visibility(user)
+    if visibility is None:
+        query = case_query(user, filters)
+        matching = query
+    else:
+        # The page and the count from the newest cases of each way the user sees cases: the
+        # same cases as `case_query` selects (tests/engine/test_case_search.py).
+        criteria = _matching(filters)
+        query = _rows().where(
+            Case.id.in_(_newest_visible(visibility, criteria, offset + per_page + 1))
+        )
+        matching = _once_each(_newest_visible(visibility, criteria, count_limit + 1))
+    found = session.execute(query.order_by(Case.id.desc()).limit(per_page + 1).offset(offset)).all()
+    counted = capped_count(session, matching, count_limit)
     return CasePage(
         rows=[CaseRow(*r) for r in found[:per_page]],
-        total=min(counted, count_limit),
-        more=counted > count_limit,
+        total=counted.value,
+        more=counted.more,
         page=page,
         per_page=per_page,
         has_next=len(found) > per_page,

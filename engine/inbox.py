@@ -3,6 +3,11 @@
 Lists are built in SQL (filters, sort, pagination) so they stay fast with 100,000 open
 tasks. Who may take a task is decided by `assignment`: its SQL criteria narrow the list of
 claimable tasks, so a task a user is barred from is never offered.
+
+The page's total and the tab counts are display counts: given a `count_limit` they stop at
+limit + 1 matching tasks (`engine.counting`), so their cost stops growing there however many
+tasks a user has; beyond the limit the page says "10,000+" and the number of pages is
+unknown, while "next page" still follows from the rows themselves.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from sqlalchemy import Select, and_, func, select
 from sqlalchemy.orm import Session
 
 from . import assignment
+from .counting import CappedCount, capped_count
 from .models import Case, HumanTask, Person, Scheme, User
 
 TABS = ("assigned", "available", "completed")
@@ -59,14 +65,19 @@ class InboxRow:
 class InboxPage:
     tab: str
     rows: list[InboxRow]
+    # Matching tasks, counted up to the count limit; `more` when there are more than that.
     total: int
     page: int
     per_page: int
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, CappedCount] = field(default_factory=dict)
+    more: bool = False
+    # Another page of rows follows this one (known from the rows, whatever the count).
+    has_next: bool = False
 
     @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
+    def pages(self) -> int | None:
+        """The number of pages, unknown (None) when the count stopped at its limit."""
+        return None if self.more else max(1, -(-self.total // self.per_page))
 
 
 def _base() -> Select[Any]:
@@ -132,43 +143,60 @@ def inbox(
     sort: str = "due",
     page: int = 1,
     per_page: int = 25,
+    count_limit: int | None = None,
 ) -> InboxPage:
+    """One page of a tab, its total and the count of every tab.
+
+    The counts stop at `count_limit` (the inbox page passes COUNT_LIMIT); None counts every
+    matching task, for callers that promise an exact total (the API's `total`)."""
     filters = filters or InboxFilters()
     if sort not in SORTS:
         raise ValueError(f"unknown sort '{sort}' (known: {', '.join(SORTS)})")
     page = max(1, page)
     per_page = max(1, min(per_page, MAX_PER_PAGE))
-    criteria = tab_criteria(user, tab, now) + filter_criteria(filters, now)
+    narrowing = filter_criteria(filters, now)
+    criteria = tab_criteria(user, tab, now) + narrowing
     query = (
         _base()
         .where(*criteria)
         .order_by(*SORTS["completed" if tab == "completed" and sort == "due" else sort])
     )
-    rows = session.execute(query.limit(per_page).offset((page - 1) * per_page)).all()
-    needs_join = bool(filters.scheme)
-    count_query = select(func.count()).select_from(HumanTask)
-    if needs_join:
-        count_query = count_query.join(Case, Case.id == HumanTask.case_id).outerjoin(
-            Scheme, Scheme.id == Case.scheme_id
-        )
-    total = session.scalar(count_query.where(*criteria)) or 0
+    found = session.execute(query.limit(per_page + 1).offset((page - 1) * per_page)).all()
+    counts = {t: tab_count(session, user, t, now, count_limit) for t in TABS}
+    # Without filters the list is the whole tab, already counted.
+    total = _filtered_count(session, criteria, filters, count_limit) if narrowing else counts[tab]
     return InboxPage(
         tab=tab,
-        rows=[_row(r, now) for r in rows],
-        total=total,
+        rows=[_row(r, now) for r in found[:per_page]],
+        total=total.value,
         page=page,
         per_page=per_page,
-        counts={t: tab_count(session, user, t, now) for t in TABS},
+        counts=counts,
+        more=total.more,
+        has_next=len(found) > per_page,
     )
 
 
-def tab_count(session: Session, user: User, tab: str, now: datetime | None = None) -> int:
-    return (
-        session.scalar(
-            select(func.count()).select_from(HumanTask).where(*tab_criteria(user, tab, now))
+def _filtered_count(
+    session: Session, criteria: list[Any], filters: InboxFilters, limit: int | None
+) -> CappedCount:
+    query = select(HumanTask.id)
+    if filters.scheme:
+        query = query.join(Case, Case.id == HumanTask.case_id).outerjoin(
+            Scheme, Scheme.id == Case.scheme_id
         )
-        or 0
-    )
+    return capped_count(session, query.where(*criteria), limit)
+
+
+def tab_count(
+    session: Session,
+    user: User,
+    tab: str,
+    now: datetime | None = None,
+    limit: int | None = None,
+) -> CappedCount:
+    """How many tasks the tab lists, counted up to `limit` (every one when None)."""
+    return capped_count(session, select(HumanTask.id).where(*tab_criteria(user, tab, now)), limit)
 
 
 def _row(r: Any, now: datetime) -> InboxRow:

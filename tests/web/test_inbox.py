@@ -11,6 +11,7 @@ import pytest
 from tests.engine.helpers import do, ready_task, start_application
 from tests.web.test_auth import login
 from web import create_app
+from web import inbox as inbox_views
 
 
 @pytest.fixture
@@ -212,3 +213,28 @@ def test_pagination_25_per_page(client, engine):
     past = client.get("/inbox?tab=available&page=9")
     assert past.status_code == 200
     assert "No tasks here" in past.get_data(as_text=True)
+
+
+def test_a_capped_count_says_more_than_the_limit_and_next_still_reaches_every_task(
+    client, engine, monkeypatch
+):
+    monkeypatch.setattr(inbox_views, "COUNT_LIMIT", 2)
+    monkeypatch.setattr(inbox_views, "PER_PAGE", 1)
+    for _ in range(4):
+        case_id = start_application(engine, "bob", "DPO")
+        do(engine, case_id, "submit_application", "bob")
+    login(client, "clerk")
+    seen, path, pages = set(), "/inbox?tab=available", 0
+    while path:
+        shown = client.get(path).get_data(as_text=True)
+        pages += 1
+        assert "More than 2 tasks in “Available to my roles”" in shown
+        assert re.search(
+            r'Available to my roles\s*<span class="count" title="more than 2">2\+</span>', shown
+        )
+        assert f"<span>Page {pages}</span>" in shown
+        seen |= set(re.findall(r'action="/tasks/(\d+)/claim"', shown))
+        following = re.search(r'href="([^"]+)" rel="next"', shown)
+        path = html.unescape(following.group(1)) if following else None
+    assert pages == 4 and len(seen) == 4
+    assert 'rel="prev"' in shown

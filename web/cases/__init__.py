@@ -36,7 +36,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.case_search import (
-    COUNT_LIMIT,
     CaseFilters,
     case_extras,
     case_query,
@@ -51,6 +50,7 @@ from engine.case_views import (
 )
 from engine.cases import starter_roles
 from engine.certificate_views import certificate_histories
+from engine.counting import COUNT_LIMIT
 from engine.errors import ConflictError, NotFoundError
 from engine.incidents import RETRY_ROLES
 from engine.models import (

@@ -33,6 +33,7 @@ from sqlalchemy import select
 from engine import inbox as inbox_queries
 from engine.case_views import task_refusals, visible_task
 from engine.cases import complete_task, find_user
+from engine.counting import COUNT_LIMIT
 from engine.documents import attach_document
 from engine.errors import ConflictError, PermissionDenied, ValidationError
 from engine.models import Case, Document, HumanTask, Person, Scheme, User
@@ -133,6 +134,7 @@ def index():
             sort=args["sort"],
             page=args["page"],
             per_page=PER_PAGE,
+            count_limit=COUNT_LIMIT,
         )
         processes = inbox_queries.process_choices(session)
         tasks = inbox_queries.task_choices(session)
@@ -154,6 +156,7 @@ def index():
         now=now,
         age_text=age_text,
         me=user.id,
+        count_limit=COUNT_LIMIT,
     )
 
 
