@@ -3,6 +3,8 @@
 Access: oversight roles (manager, admin, quality manager) see every case; other staff see the
 cases in which they hold a task's role, were assigned a task or did one, and the cases they
 started; applicants see only their own cases. Everything else is "not found", so ids reveal nothing.
+The rule is written once (`case_visibility`), and read two ways: as one criterion, to check a
+case, and as one query per way a case becomes visible, each from its own index, for the list.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import ColumnElement, Select, exists, or_, select
 from sqlalchemy.orm import Session
 
 from .errors import NotFoundError
@@ -32,24 +34,53 @@ from .models import (
 )
 
 
+@dataclass(frozen=True)
+class CaseVisibility:
+    """The cases a user who does not see every case may see: a case with a task that meets one
+    of `task_conditions` (on HumanTask), or a case that meets one of `case_conditions`."""
+
+    task_conditions: tuple[ColumnElement[bool], ...]
+    case_conditions: tuple[ColumnElement[bool], ...]
+
+    def criterion(self) -> ColumnElement[bool]:
+        """The rule as one criterion on Case, for a case or a few (one look at each case's
+        tasks)."""
+        if not self.task_conditions:
+            return or_(*self.case_conditions)
+        involved = exists().where(HumanTask.case_id == Case.id, or_(*self.task_conditions))
+        return or_(involved, *self.case_conditions)
+
+    def ways(self) -> list[Select[tuple[int]]]:
+        """The same rule as queries of case ids, one for each way a case becomes visible; a
+        case is visible if one of them selects it. Each is answered from an index of its own
+        (`ix_human_tasks_role_case`, ...), newest case first, so a list of the newest visible
+        cases can take the newest of each and merge them (`engine.case_search`): the OR of
+        them all (`criterion`) cannot be read from an index, so PostgreSQL tests every case
+        against it, or first hashes every task of the user's roles."""
+        return [select(HumanTask.case_id).where(c) for c in self.task_conditions] + [
+            select(Case.id).where(c) for c in self.case_conditions
+        ]
+
+
+def case_visibility(user: User) -> CaseVisibility | None:
+    """Which cases `user` may see (the rule in the module's docstring); None: every case."""
+    if user.role_names & OVERSIGHT_ROLES:
+        return None
+    staff_roles = sorted(user.role_names - {"applicant", "certified_person"})
+    involved = (
+        [HumanTask.role == role for role in staff_roles]
+        + [HumanTask.assignee_id == user.id, HumanTask.completed_by_id == user.id]
+        if staff_roles
+        else []
+    )
+    own = [Case.person_id == user.person_id] if user.person_id is not None else []
+    return CaseVisibility(tuple(involved), (Case.started_by_id == user.id, *own))
+
+
 def visible_cases_criteria(user: User) -> list[Any]:
     """SQL criteria on Case for the cases `user` may see."""
-    if user.role_names & OVERSIGHT_ROLES:
-        return []
-    own = Case.person_id == user.person_id if user.person_id is not None else None
-    staff_roles = sorted(user.role_names - {"applicant", "certified_person"})
-    involved = exists().where(
-        HumanTask.case_id == Case.id,
-        or_(
-            HumanTask.role.in_(staff_roles) if staff_roles else False,
-            HumanTask.assignee_id == user.id,
-            HumanTask.completed_by_id == user.id,
-        ),
-    )
-    started = Case.started_by_id == user.id
-    if not staff_roles:
-        return [or_(own, started)] if own is not None else [started]
-    return [or_(involved, started, own) if own is not None else or_(involved, started)]
+    visibility = case_visibility(user)
+    return [] if visibility is None else [visibility.criterion()]
 
 
 def can_view_case(session: Session, user: User, case_id: int) -> bool:

@@ -24,6 +24,8 @@ class Case(Base):
     __table_args__ = (
         Index("ix_cases_status_process", "status", "process_id"),
         Index("ix_cases_person", "person_id"),
+        # The cases a user started, newest first (`engine.case_views.CaseVisibility.ways`).
+        Index("ix_cases_started_by", "started_by_id", "id"),
         Index(
             "ix_cases_open_recertification",
             "certificate_id",

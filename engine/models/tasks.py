@@ -22,6 +22,11 @@ class HumanTask(Base):
         Index("ix_human_tasks_assignee_status", "assignee_id", "status"),
         Index("ix_human_tasks_completed_by", "completed_by_id", "completed_at"),
         Index("ix_human_tasks_case_status", "case_id", "status"),
+        # Who may see a case (`engine.case_views.CaseVisibility.ways`): the cases with a task
+        # of a role, assigned to or done by a user, each read newest case first.
+        Index("ix_human_tasks_role_case", "role", "case_id"),
+        Index("ix_human_tasks_assignee_case", "assignee_id", "case_id"),
+        Index("ix_human_tasks_completed_by_case", "completed_by_id", "case_id"),
         # The dashboard's scans: open steps by due date, and steps completed late (the
         # weekly chart), answered from the index alone on PostgreSQL.
         Index(
