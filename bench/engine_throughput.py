@@ -95,6 +95,9 @@ SCHEME_CODE = "CWI"
 PROCESS_ID = "application"
 TASKS_PER_CASE = 10
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+# The same server through its Unix socket: what a database on the application's host costs
+# without loopback TCP.
+DEFAULT_PG_SOCKET_URL = "postgresql://postgres@/test?host=/var/run/postgresql"
 
 SECTION_START = "<!-- bench:engine_throughput:start -->"
 SECTION_END = "<!-- bench:engine_throughput:end -->"
@@ -501,6 +504,37 @@ def statements_line(sqlite: StatementCount, pg: StatementCount | None) -> str:
     )
 
 
+def round_trip_line(urls: dict[str, str]) -> str:
+    """What one statement costs on this machine apart from Certrail: the median of 500 bare
+    `SELECT 1` and of 500 one-row INSERT + COMMIT (a WAL flush each) per connection kind."""
+    import psycopg
+
+    shown = []
+    for kind, url in urls.items():
+        plain = url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(plain) as conn:
+            conn.execute("CREATE TEMP TABLE round_trip (n int)")
+            conn.commit()
+
+            def median_ms(action) -> float:
+                times = []
+                for _ in range(500):
+                    start = time.perf_counter()
+                    action()
+                    times.append(time.perf_counter() - start)
+                return 1000 * statistics.median(times)
+
+            select_ms = median_ms(lambda: conn.execute("SELECT 1").fetchall())
+
+            def insert_commit() -> None:
+                conn.execute("INSERT INTO round_trip VALUES (1)")
+                conn.commit()
+
+            commit_ms = median_ms(insert_commit)
+        shown.append(f"{kind} `SELECT 1` {select_ms:.3f} ms, INSERT + COMMIT {commit_ms:.3f} ms")
+    return "- One statement outside Certrail (median of 500): " + "; ".join(shown) + "."
+
+
 def profile_certrail_sqlite(cases: int, top: int) -> str:
     """cProfile of `Engine.complete` only (profiler enabled around each call), SQLite."""
     with tempfile.TemporaryDirectory(prefix="certrail-bench-") as tmpdir:
@@ -631,6 +665,7 @@ def markdown_section(
     ratio: float,
     pg_ratio: float | None,
     statements: str,
+    round_trips: str,
 ) -> str:
     lines = [
         SECTION_START,
@@ -659,6 +694,7 @@ def markdown_section(
             else "- PostgreSQL: skipped (not reachable or `--no-pg`)"
         ),
         statements,
+        *([round_trips] if round_trips else []),
         "- State JSON: raw serializes the whole workflow including its specs; Certrail's",
         "  `StateSerializer` stores the task tree and data only (specs are per model version).",
         "- Certrail writes the case state to the database at every step. It reads it back only",
@@ -682,6 +718,11 @@ def main() -> None:
         "--warmup", type=int, default=1, help="untimed warm-up cases per repeat (default 1)"
     )
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", DEFAULT_PG_URL))
+    parser.add_argument(
+        "--pg-socket-url",
+        default=os.environ.get("BENCH_PG_SOCKET_URL", DEFAULT_PG_SOCKET_URL),
+        help="the same server through a Unix socket (skipped when not reachable)",
+    )
     parser.add_argument("--no-pg", action="store_true", help="skip PostgreSQL")
     parser.add_argument(
         "--profile",
@@ -699,6 +740,7 @@ def main() -> None:
     args = parser.parse_args()
 
     pg_version = None if args.no_pg else postgres_probe(args.pg_url)
+    pg_socket = None if args.no_pg else postgres_probe(args.pg_socket_url)
     info = machine_info(pg_version)
     print("engine_throughput: raw SpiffWorkflow vs Certrail (scheme CWI, 10 user tasks per case)")
     for key, value in info.items():
@@ -718,21 +760,27 @@ def main() -> None:
             "sqlite-cold",
             "Certrail, SQLite, state restored from the database at every step (no in-memory reuse)",
         ),
+        VariantResult(
+            "pg-socket", "Certrail, PostgreSQL through its Unix socket (no loopback TCP)"
+        ),
     ]
     runners = {
         "raw": lambda: run_raw(args.cases, args.warmup),
         "sqlite": lambda: run_certrail_sqlite(args.cases, args.warmup),
         "pg": lambda: run_certrail_pg(args.pg_url, args.cases, args.warmup),
         "sqlite-cold": lambda: run_certrail_sqlite(args.cases, args.warmup, 0),
+        "pg-socket": lambda: run_certrail_pg(args.pg_socket_url, args.cases, args.warmup),
     }
     if pg_version is None:
         variants[2].note = "--no-pg" if args.no_pg else f"PostgreSQL not reachable at {args.pg_url}"
         print(f"note: PostgreSQL variant skipped ({variants[2].note})")
+    if pg_socket is None:
+        variants[4].note = "--no-pg" if args.no_pg else f"not reachable at {args.pg_socket_url}"
 
     # Interleave the variants (raw, sqlite, pg, raw, ...) so drift on the machine hits all alike.
     for rep in range(args.repeats):
         for v in variants:
-            if v.name == "pg" and pg_version is None:
+            if (v.name == "pg" and pg_version is None) or (v.name == "pg-socket" and not pg_socket):
                 continue
             r = runners[v.name]()
             v.repeats.append(r)
@@ -754,9 +802,17 @@ def main() -> None:
     statements = statements_line(
         count_statements_sqlite(), count_statements_pg(args.pg_url) if pg_version else None
     )
+    round_trips = (
+        round_trip_line(
+            {"TCP": args.pg_url, **({"Unix socket": args.pg_socket_url} if pg_socket else {})}
+        )
+        if pg_version
+        else ""
+    )
     print(statements)
+    print(round_trips)
 
-    raw, sqlite_v, pg, _cold = variants
+    raw, sqlite_v, pg, _cold, _socket = variants
     ratio = sqlite_v.median() / raw.median()
     pg_ratio = pg.median() / raw.median() if pg.repeats else None
     if args.write_results:
@@ -764,7 +820,9 @@ def main() -> None:
             shlex.quote(a) for a in sys.argv[1:]
         )
         write_results(
-            markdown_section(command.strip(), info, args, variants, ratio, pg_ratio, statements)
+            markdown_section(
+                command.strip(), info, args, variants, ratio, pg_ratio, statements, round_trips
+            )
         )
         print(f"results written to {RESULTS_FILE.relative_to(ROOT)}")
     print(
