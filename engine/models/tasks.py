@@ -27,6 +27,16 @@ class HumanTask(Base):
         Index("ix_human_tasks_role_case", "role", "case_id"),
         Index("ix_human_tasks_assignee_case", "assignee_id", "case_id"),
         Index("ix_human_tasks_completed_by_case", "completed_by_id", "case_id"),
+        # The inbox's "available" tab, counted on every inbox page: open steps of a role that
+        # nobody holds, by due date (without it PostgreSQL intersects the bitmap of every
+        # unassigned task ever, 1.2M entries at 1M cases).
+        Index(
+            "ix_human_tasks_claimable",
+            "role",
+            "due_at",
+            postgresql_where=text("status = 'ready' AND assignee_id IS NULL"),
+            sqlite_where=text("status = 'ready' AND assignee_id IS NULL"),
+        ),
         # The dashboard's scans: open steps by due date, and steps completed late (the
         # weekly chart), answered from the index alone on PostgreSQL.
         Index(

@@ -1,10 +1,12 @@
-"""case visibility: a user's cases read newest first, one index per way a case becomes visible
+"""case visibility: a user's cases read newest first, one index per way a case becomes visible;
+the inbox's claimable steps of a role by due date
 
 Revision ID: 0011
 Revises: 0010
 Create Date: 2026-11-25 22:50:00
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 
@@ -21,11 +23,23 @@ INDEXES = (
 )
 
 
+CLAIMABLE = "status = 'ready' AND assignee_id IS NULL"
+
+
 def upgrade() -> None:
     for name, table, columns in INDEXES:
         op.create_index(name, table, columns, unique=False)
+    op.create_index(
+        'ix_human_tasks_claimable',
+        'human_tasks',
+        ['role', 'due_at'],
+        unique=False,
+        postgresql_where=sa.text(CLAIMABLE),
+        sqlite_where=sa.text(CLAIMABLE),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index('ix_human_tasks_claimable', table_name='human_tasks')
     for name, table, _columns in reversed(INDEXES):
         op.drop_index(name, table_name=table)
