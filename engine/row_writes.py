@@ -70,11 +70,15 @@ def update_changed(session: Session, obj: Base, **values: Any) -> None:
 
 
 def _value(obj: Base, table: Table, name: str) -> Any:
+    """The value to insert: the one set on the object, else the column's constant default.
+    A column whose default only the ORM or the server can compute must be set by the caller."""
     if name in obj.__dict__:
         return obj.__dict__[name]
-    default = table.c[name].default
-    if default is not None and default.is_scalar:
-        return default.arg
+    column = table.c[name]
+    if column.default is not None and column.default.is_scalar:
+        return column.default.arg
+    if column.default is not None or column.server_default is not None:
+        raise ValueError(f"{table.name}.{name} has a computed default: set it before inserting")
     return None
 
 

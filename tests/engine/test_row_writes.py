@@ -80,3 +80,17 @@ def test_an_update_of_a_row_changed_meanwhile_is_refused(engine):
         assert session.get(Case, case_id).error_message == "meanwhile"
         assert session.get(Case, case_id).lock_version == read + 1
         assert session.get(HumanTask, task.id).status == "ready"
+
+
+def test_a_row_whose_default_only_the_orm_or_server_computes_must_be_given_it(engine):
+    case_id = start_application(engine)
+    with engine.unit_of_work() as uow:
+        model = uow.session.get(Case, case_id)
+        unfinished = Case(
+            process_id=model.process_id,
+            model_version_id=model.model_version_id,
+            state=model.state,
+            started_at=model.started_at,
+        )
+        with pytest.raises(ValueError, match="subprocess_versions has a computed default"):
+            insert_new(uow.session, [unfinished])
