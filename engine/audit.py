@@ -118,8 +118,12 @@ class AuditLog:
 
 
 def _lock_chain_head(session: Session) -> tuple[int, str]:
-    """The chain's last sequence number and hash, the head row locked (created if missing)."""
-    head = session.execute(_LOCKED_HEAD).one_or_none()
+    """The chain's last sequence number and hash, the head row locked (created if missing).
+
+    The unit of work's pending changes are written first, as the commit would; the head is
+    then read as a plain row, not through the ORM."""
+    session.flush()
+    head = session.connection().execute(_LOCKED_HEAD).one_or_none()
     if head is None:
         session.execute(insert(AuditChainHead).values(id=1, last_seq=0, last_hash=GENESIS_HASH))
         return 0, GENESIS_HASH
