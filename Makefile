@@ -38,7 +38,8 @@ test: install
 	$(BIN)/ruff check engine web tests bench
 	$(BIN)/ruff format --check --quiet engine web tests bench
 	$(BIN)/certrail models lint
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -m "not serial" --numprocesses=auto --maxprocesses=4 --durations=15
+	$(BIN)/python -m pytest -q -m serial --durations=5
 
 lint: install
 	$(BIN)/ruff check engine web tests bench

@@ -59,6 +59,11 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "postgresql: runs against PostgreSQL")
+    config.addinivalue_line(
+        "markers",
+        "serial: races, killed processes and outages, whose timing other tests running "
+        "beside them would distort; `make test` runs them after the parallel part, alone",
+    )
 
 
 def make_sql_engine(kind: str, tmp_path) -> tuple[object, callable]:

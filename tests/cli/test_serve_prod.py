@@ -33,6 +33,8 @@ from engine.models import AuditEvent
 from tests.cli.test_overdue_command import database_url
 from tests.engine.helpers import cases_waiting_for_completeness_check
 
+pytestmark = pytest.mark.serial
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

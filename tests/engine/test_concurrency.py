@@ -35,6 +35,8 @@ from tests.engine.helpers import (
     verify,
 )
 
+pytestmark = pytest.mark.serial
+
 
 def race(*actions: Callable[[], Any]) -> list[Any]:
     """Run `actions` in threads released together; each result is a value or the exception."""

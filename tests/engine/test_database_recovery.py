@@ -14,7 +14,7 @@ from engine import Engine, db
 from engine.models import Person, User
 from tests.conftest import PG_URL, make_sql_engine
 
-pytestmark = pytest.mark.postgresql
+pytestmark = [pytest.mark.postgresql, pytest.mark.serial]
 
 
 @pytest.fixture

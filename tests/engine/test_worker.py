@@ -25,6 +25,8 @@ from engine.scheduler import JOBS
 from tests.conftest import PG_URL, START
 from tests.engine.test_timers import WAITING_MODEL
 
+pytestmark = pytest.mark.serial
+
 ROOT = Path(__file__).resolve().parents[2]
 UUID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 LONG_AGO = datetime(2001, 1, 1, 9, 0)  # timers due long before the wall clock: a worker fires them

@@ -20,7 +20,7 @@ from tests.engine.helpers import start_application
 from tests.web.test_api import Api
 from web import create_app
 
-pytestmark = pytest.mark.postgresql
+pytestmark = [pytest.mark.postgresql, pytest.mark.serial]
 
 
 class RestartingDatabase:
