@@ -31,9 +31,10 @@ loop         the whole per-case loop: case start (raw: new workflow + first engi
              serialize/deserialize; certrail: `start_case`), every ready-task listing
              (certrail: `ready_tasks` query), form data generation and the completions.
              Applicant registration (certrail) is outside both timers.
-statements   SQL statements per completion, counted over one more case on each database
+statements   SQL statements per completion, counted over three more cases on each database
              after the timed runs (on PostgreSQL each is a round trip; BEGIN and COMMIT
-             come on top).
+             come on top), and where those completions' wall time went: this process's
+             CPU (user + system, from getrusage) and the rest, waiting for the server.
 
 Every repeat uses a fresh database (and a fresh Engine), runs one untimed warm-up case
 (`--warmup`) and then `--cases` timed cases; the figure per variant is the median of the
@@ -56,6 +57,7 @@ import json
 import os
 import platform
 import pstats
+import resource
 import shlex
 import sqlite3
 import statistics
@@ -442,16 +444,32 @@ STATEMENTS_BEFORE = "SQLite 19.3, PostgreSQL 15.5 + 1.0 pool ping"
 @dataclass
 class StatementCount:
     """SQL statements the driver sent per completion (each one a round trip on PostgreSQL;
-    BEGIN and COMMIT come on top), counted over one case after a warm-up case."""
+    BEGIN and COMMIT come on top), counted over SPLIT_CASES cases after a warm-up case, and
+    where the time of those completions went: this process's CPU (user + system) and the
+    rest of the wall time, spent waiting for the database server."""
 
     per_completion: float
     pings: float
+    wall_ms: float = 0.0
+    cpu_ms: float = 0.0
+
+    @property
+    def waiting_ms(self) -> float:
+        return max(self.wall_ms - self.cpu_ms, 0.0)
+
+
+SPLIT_CASES = 3
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def count_statements(sql) -> StatementCount:
     driver = CertrailDriver(sql)
     driver.run_case(None)
-    counting = {"on": False, "statements": 0, "pings": 0}
+    counting = {"on": False, "statements": 0, "pings": 0, "wall": 0.0, "cpu": 0.0}
     ping = sql.dialect.do_ping
 
     def counted_ping(dbapi_connection):
@@ -467,14 +485,25 @@ def count_statements(sql) -> StatementCount:
     class Counting:
         def enable(self):
             counting["on"] = True
+            counting["started"] = (time.perf_counter(), _cpu_seconds())
 
         def disable(self):
+            wall, cpu = counting["started"]
+            counting["wall"] += time.perf_counter() - wall
+            counting["cpu"] += _cpu_seconds() - cpu
             counting["on"] = False
 
     result = RepeatResult()
-    driver.run_case(result, Counting())
+    gc.collect()
+    for _ in range(SPLIT_CASES):
+        driver.run_case(result, Counting())
     n = result.tasks or 1
-    return StatementCount(counting["statements"] / n, counting["pings"] / n)
+    return StatementCount(
+        counting["statements"] / n,
+        counting["pings"] / n,
+        1000 * counting["wall"] / n,
+        1000 * counting["cpu"] / n,
+    )
 
 
 def count_statements_sqlite() -> StatementCount:
@@ -497,10 +526,19 @@ def statements_line(sqlite: StatementCount, pg: StatementCount | None) -> str:
             f" + {count.pings:.1f} pool ping" if count.pings else ""
         )
 
+    def split(name: str, count: StatementCount) -> str:
+        return (
+            f"{name} {count.wall_ms:.2f} ms = {count.cpu_ms:.2f} CPU + "
+            f"{count.waiting_ms:.2f} waiting"
+        )
+
     now = f"SQLite {show(sqlite)}" + (f", PostgreSQL {show(pg)}" if pg is not None else "")
+    splits = [split("SQLite", sqlite)] + ([split("PostgreSQL", pg)] if pg is not None else [])
     return (
-        f"- SQL statements per completion (one case, counted after the timed runs): {now}; "
-        f"before the round-trip work: {STATEMENTS_BEFORE}."
+        f"- SQL statements per completion ({SPLIT_CASES} cases, counted after the timed runs): "
+        f"{now}; before the round-trip work: {STATEMENTS_BEFORE}.\n"
+        f"- Where a completion's time went in those cases (wall = this process's CPU, user + "
+        f"system, + waiting for the database server; raw is all CPU): {'; '.join(splits)}."
     )
 
 
