@@ -7,7 +7,8 @@ longer ago than its scheme's `retention_months`, its person holds no live certif
 quality manager or manager and approved by another; approval carries it out: the case's
 documents are deleted, the data submitted in its steps (and the workflow state's copy) is
 replaced by a tombstone, its messages' bodies are cleared, and the person is anonymised once
-none of their cases remains undisposed.
+none of their cases remains undisposed. A pending proposal may be withdrawn instead, with a
+reason; the case is then due again.
 
 The audit chain is never edited: it is the evidence that the records existed and were
 disposed of under this procedure (editing an event would break `certrail audit verify`).
@@ -46,6 +47,8 @@ RECORDS_ROLES = frozenset({"quality_manager", "manager"})
 SCHEME_EDITOR_ROLES = frozenset({"quality_manager", "admin"})
 ENDED_STATUSES = ("completed", "cancelled")
 MAX_REASON = 2000
+# A century: longer has no use, and due dates beyond year 9999 cannot be computed.
+MAX_RETENTION_MONTHS = 1200
 TOMBSTONE_KEY = "record_disposed"
 
 
@@ -75,6 +78,11 @@ def set_retention_period(uow: UnitOfWork, scheme_id: int, user: User, months: in
     if scheme is None:
         raise NotFoundError(f"scheme {scheme_id} does not exist")
     check_retention_period(scheme.validity_months, months)
+    if months > MAX_RETENTION_MONTHS:
+        raise ValidationError(
+            f"the retention period ({months} months) is longer than {MAX_RETENTION_MONTHS} months",
+            {"retention_months": [f"must be at most {MAX_RETENTION_MONTHS} months"]},
+        )
     before = scheme.retention_months
     scheme.retention_months = months
     uow.audit.record(
@@ -243,6 +251,9 @@ def held_cases(session: Session) -> list[Case]:
 
 
 def disposals_between(session: Session, start: datetime, end: datetime) -> list[RecordDisposal]:
+    """Disposals carried out in [start, end). A proposal still pending or withdrawn has no
+    `disposed_at`: nothing was disposed of, so it is not listed (its withdrawal is in the
+    audit trail)."""
     return list(
         session.scalars(
             select(RecordDisposal)
@@ -300,6 +311,33 @@ def approve_disposal(uow: UnitOfWork, disposal_id: int, user: User) -> RecordDis
         )
     _due_record(uow.session, proposal.case_id, uow.now)
     dispose(uow, proposal, user)
+    return proposal
+
+
+def withdraw_disposal(
+    uow: UnitOfWork, disposal_id: int, user: User, reason: str | None
+) -> RecordDisposal:
+    """Withdraw a pending proposal (the records are to be kept after all, or it was made in
+    error). The case is due again and may be proposed afresh; the withdrawn row stays as the
+    record that a disposal was once proposed. Any quality manager or manager may withdraw,
+    the proposer included: keeping records needs no second pair of eyes."""
+    _require_records_role(user, "withdraw a disposal proposal")
+    why = _reason(reason)
+    proposal = uow.session.get(RecordDisposal, disposal_id, with_for_update=True)
+    if proposal is None:
+        raise NotFoundError(f"disposal proposal {disposal_id} does not exist")
+    if proposal.status != "proposed":
+        raise ConflictError(f"disposal {disposal_id} is {proposal.status}, not proposed")
+    proposal.status = "withdrawn"
+    uow.audit.record(
+        uow.now,
+        user.username,
+        "disposal_withdrawn",
+        f"disposal of the records of case {proposal.case_id} withdrawn: {why}",
+        case_id=proposal.case_id,
+        before={"disposal_id": proposal.id, "status": "proposed"},
+        after={"disposal_id": proposal.id, "status": "withdrawn", "reason": why},
+    )
     return proposal
 
 

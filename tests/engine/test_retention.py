@@ -3,7 +3,10 @@ anonymises, deletes documents, leaves tombstones and writes its audit events."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import zipfile
 from datetime import datetime, timedelta
 
 import pytest
@@ -13,14 +16,27 @@ from engine.certificate_lifecycle import LifecycleChange, withdraw
 from engine.certificates import add_months
 from engine.cli import main
 from engine.documents import attach_document
-from engine.errors import ConflictError, PermissionDenied, ValidationError
-from engine.models import Case, Certificate, Document, HumanTask, Person, Scheme, User
+from engine.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
+from engine.evidence_pack import build_pack
+from engine.models import (
+    Case,
+    Certificate,
+    Document,
+    HumanTask,
+    Person,
+    RecordDisposal,
+    Scheme,
+    User,
+)
 from engine.retention import (
+    MAX_RETENTION_MONTHS,
     approve_disposal,
     due_for_disposal,
+    proposals,
     propose_disposal,
     set_legal_hold,
     set_retention_period,
+    withdraw_disposal,
 )
 from tests.engine.helpers import do, events, person_id, verify
 from tests.engine.test_appeals_complaints import COMPLAINT, decided_case
@@ -86,6 +102,16 @@ def hold(engine, case_id: int, username: str = "quality", on: bool = True, reaso
         return set_legal_hold(uow, case_id, user(uow, username), on, reason)
 
 
+def withdraw_proposal(engine, disposal_id: int, username: str = "manager", reason="keep it"):
+    with engine.unit_of_work() as uow:
+        return withdraw_disposal(uow, disposal_id, user(uow, username), reason)
+
+
+def disposal_status(engine, disposal_id: int) -> str:
+    with engine.sessions() as session:
+        return session.get(RecordDisposal, disposal_id).status
+
+
 # -- retention periods ----------------------------------------------------------------------------
 
 
@@ -109,6 +135,19 @@ def test_retention_shorter_than_one_certification_cycle_is_refused(engine):
         set_retention_period(uow, dpo, user(uow, "quality"), 24)
     [changed] = events(engine, action="retention_period_set")
     assert changed.before["retention_months"] == 36 and changed.after["retention_months"] == 24
+
+
+def test_retention_longer_than_a_century_is_refused_and_nothing_changes(engine):
+    with engine.sessions() as session:
+        dpo = session.scalars(select(Scheme).where(Scheme.code == "DPO")).one().id
+    with pytest.raises(ValidationError) as refused, engine.unit_of_work() as uow:
+        set_retention_period(uow, dpo, user(uow, "quality"), MAX_RETENTION_MONTHS + 1)
+    assert list(refused.value.fields) == ["retention_months"]
+    with engine.unit_of_work() as uow:
+        set_retention_period(uow, dpo, user(uow, "admin"), MAX_RETENTION_MONTHS)
+    with engine.sessions() as session:
+        assert session.get(Scheme, dpo).retention_months == MAX_RETENTION_MONTHS
+    assert [e.actor for e in events(engine, action="retention_period_set")] == ["admin"]
 
 
 def test_a_scheme_stored_with_too_short_retention_is_refused(engine):
@@ -254,6 +293,114 @@ def test_legal_hold_placed_after_the_proposal_blocks_the_approval(engine, clock)
     assert events(engine, action="record_disposed") == []
     with engine.sessions() as session:
         assert session.scalars(select(Document).where(Document.case_id == case_id)).all() != []
+
+
+# -- withdrawal --------------------------------------------------------------------------------------
+
+
+def test_withdrawn_proposal_is_audited_and_its_case_is_due_again(engine, clock):
+    case_id = ended_complaint(engine)
+    months_later(clock, 37)
+    disposal = propose(engine, case_id, "quality")
+    # The proposer may withdraw their own proposal: keeping records needs no four eyes.
+    assert withdraw_proposal(engine, disposal, "quality", "  the file is wanted  ").status == (
+        "withdrawn"
+    )
+    assert disposal_status(engine, disposal) == "withdrawn"
+    [withdrawn] = events(engine, case_id=case_id, action="disposal_withdrawn")
+    assert withdrawn.actor == "quality"
+    assert withdrawn.before == {"disposal_id": disposal, "status": "proposed"}
+    assert withdrawn.after == {
+        "disposal_id": disposal,
+        "status": "withdrawn",
+        "reason": "the file is wanted",
+    }
+    assert "the file is wanted" in withdrawn.message
+    with engine.sessions() as session:
+        assert proposals(session) == []
+        [due] = due_for_disposal(session, engine.clock.now())
+    assert due.case_id == case_id and due.proposal is None
+    assert verify(engine).ok
+
+
+def test_a_withdrawn_case_can_be_proposed_again_and_disposed_of(engine, clock):
+    case_id = ended_complaint(engine)
+    months_later(clock, 37)
+    first = propose(engine, case_id, "quality")
+    withdraw_proposal(engine, first)
+    second = propose(engine, case_id, "manager")
+    assert second != first
+    with engine.sessions() as session:
+        assert [p.id for p in proposals(session)] == [second]
+    assert approve(engine, second, "quality").status == "disposed"
+    assert disposal_status(engine, first) == "withdrawn"
+    assert due_ids(engine) == []
+
+
+def test_withdrawing_twice_or_approving_a_withdrawn_proposal_is_a_conflict(engine, clock):
+    case_id = ended_complaint(engine)
+    months_later(clock, 37)
+    disposal = propose(engine, case_id, "quality")
+    withdraw_proposal(engine, disposal)
+    with pytest.raises(ConflictError, match="withdrawn, not proposed"):
+        withdraw_proposal(engine, disposal, "quality")
+    with pytest.raises(ConflictError, match="withdrawn, not proposed"):
+        approve(engine, disposal, "manager")
+    assert disposal_status(engine, disposal) == "withdrawn"
+    assert len(events(engine, action="disposal_withdrawn")) == 1
+    assert events(engine, action="record_disposed") == []
+    with engine.sessions() as session:
+        assert session.scalars(select(Document).where(Document.case_id == case_id)).all() != []
+
+
+def test_a_disposed_proposal_cannot_be_withdrawn(engine, clock):
+    case_id = ended_complaint(engine)
+    months_later(clock, 37)
+    disposal = propose(engine, case_id, "quality")
+    approve(engine, disposal, "manager")
+    with pytest.raises(ConflictError, match="disposed, not proposed"):
+        withdraw_proposal(engine, disposal)
+    assert disposal_status(engine, disposal) == "disposed"
+
+
+@pytest.mark.parametrize("username", ["alice", "examiner", "clerk"])
+def test_only_records_roles_withdraw_a_disposal_proposal(engine, clock, username):
+    case_id = ended_complaint(engine)
+    months_later(clock, 37)
+    disposal = propose(engine, case_id)
+    with pytest.raises(PermissionDenied):
+        withdraw_proposal(engine, disposal, username)
+    assert disposal_status(engine, disposal) == "proposed"
+    assert events(engine, action="disposal_withdrawn") == []
+
+
+def test_withdrawal_needs_a_reason_and_an_existing_proposal(engine, clock):
+    case_id = ended_complaint(engine)
+    months_later(clock, 37)
+    disposal = propose(engine, case_id)
+    for empty in ("", "   ", None):
+        with pytest.raises(ValidationError) as refused:
+            withdraw_proposal(engine, disposal, reason=empty)
+        assert list(refused.value.fields) == ["reason"]
+    with pytest.raises(NotFoundError):
+        withdraw_proposal(engine, disposal + 1000)
+    assert disposal_status(engine, disposal) == "proposed"
+    assert events(engine, action="disposal_withdrawn") == []
+
+
+def test_evidence_pack_lists_disposals_carried_out_not_withdrawn_proposals(engine, clock):
+    kept = ended_complaint(engine, "bob")
+    disposed = ended_complaint(engine, "alice")
+    months_later(clock, 37)
+    withdraw_proposal(engine, propose(engine, kept))
+    carried_out = propose(engine, disposed)
+    approve(engine, carried_out)
+    today = clock.now().date()
+    with zipfile.ZipFile(io.BytesIO(build_pack(engine, today, today))) as pack:
+        rows = list(csv.DictReader(io.StringIO(pack.read("retention_disposals.csv").decode())))
+    assert [(row["disposal_id"], row["case_id"]) for row in rows] == [
+        (str(carried_out), str(disposed))
+    ]
 
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)

@@ -40,7 +40,7 @@ from engine.documents import attach_document
 from engine.impartiality.register import declare_conflict
 from engine.incidents import record_incident
 from engine.item_analyses import item_analyses, load_demo_item_analysis
-from engine.models import AuditEvent, Case, Incident, Notification, User
+from engine.models import AuditEvent, Case, Incident, Notification, Scheme, User
 from tests.engine.helpers import do, ready_task, start_application, task_row, task_rows
 from tests.engine.test_certificate_lifecycle import certify
 from web import create_app
@@ -137,7 +137,8 @@ class Row:
     # For the API: the JSON body sent (pages get only the CSRF token).
     json: dict | None = None
     # Form fields sent besides the CSRF token, where the route checks its input before the
-    # user's rights (the fields only let the request reach the access check).
+    # user's rights (the fields only let the request reach the access check); {placeholders}
+    # are filled like the URL's.
     form: dict | None = None
     # What each cell starts from (see `prepare`): the reviewer's task released or claimed,
     # a fresh incident or declaration; None: whatever the earlier cells left.
@@ -447,10 +448,27 @@ def rows() -> list[Row]:
         ),
         Row(
             "POST",
+            "records.withdraw",
+            "/records/retention/999999/withdraw",
+            policy(flash={"quality", "manager"}),
+            form={"reason": "the records are still needed"},
+            why="quality, manager (the proposer too); an unknown proposal: refused with a message",
+        ),
+        Row(
+            "POST",
             "records.hold",
             "/records/retention/hold",
             records_keepers,
             why="quality, manager",
+        ),
+        Row(
+            "POST",
+            "records.set_period",
+            "/records/retention/period",
+            policy({"quality"}, flash={"manager"}),
+            form={"scheme_id": "{scheme}", "months": "60"},
+            why="records roles reach the page; of them only the quality manager edits schemes "
+            "(the manager is refused with a message)",
         ),
         Row(
             "GET",
@@ -709,6 +727,7 @@ def build_world(engine) -> dict[str, object]:
     feedback_token = re.search(r"/feedback/([\w-]+)", invitation).group(1)
     with engine.sessions() as session:
         [(analysis, _uploader, _scheme)] = item_analyses(session)
+        scheme = session.scalars(select(Scheme.id).where(Scheme.code == "DPO")).one()
     return {
         "item_analysis": analysis.id,
         "feedback_token": feedback_token,
@@ -719,6 +738,7 @@ def build_world(engine) -> dict[str, object]:
         "applicant_task": applicant_task.id,
         "published": published,
         "retired_version": retired.id,
+        "scheme": scheme,
         **ids,
     }
 
@@ -753,14 +773,14 @@ class Asker:
                 self.bearer = issue_api_token(uow, login, "authorisation matrix")
         self.csrf = csrf_token(self.client)
 
-    def ask(self, row: Row, url: str, bearer: bool = True):
-        response = self._send(row, url, bearer)
+    def ask(self, row: Row, url: str, bearer: bool = True, form: dict | None = None):
+        response = self._send(row, url, bearer, form or {})
         # Read streamed bodies (CSV exports) to the end, so their transactions are closed.
         response.get_data()
         response.close()
         return response
 
-    def _send(self, row: Row, url: str, bearer: bool):
+    def _send(self, row: Row, url: str, bearer: bool, form: dict):
         if url.startswith("/api/"):
             headers = {"Authorization": f"Bearer {self.bearer}"} if bearer and self.bearer else {}
             if row.method == "GET":
@@ -768,7 +788,7 @@ class Asker:
             return self.client.post(url, json=row.json, headers=headers)
         if row.method == "GET":
             return self.client.get(url)
-        return self.client.post(url, data={**(row.form or {}), "csrf_token": self.csrf})
+        return self.client.post(url, data={**form, "csrf_token": self.csrf})
 
     def take_error_flashes(self) -> list[str]:
         with self.client.session_transaction() as session:
@@ -886,8 +906,9 @@ def test_each_kind_of_user_gets_what_the_policy_allows_on_every_route(engine):
             expected = row.expect[user]
             prepare(row, engine, world)
             url = row.url.format(**world)
+            form = {name: value.format(**world) for name, value in (row.form or {}).items()}
             before = state_events(engine)
-            response = asker.ask(row, url)
+            response = asker.ask(row, url, form=form)
             got = outcome(row, response, asker.take_error_flashes())
             if row.endpoint == "auth.logout" and user != "anonymous" and got == LOGIN:
                 # Logging out lands on the login page: allowed if it ended the session.

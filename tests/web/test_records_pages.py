@@ -1,5 +1,6 @@
 """Records pages: the public single-use feedback form, the feedback aggregates, records
-retention (propose, approve under four eyes, legal hold) and the evidence pack download,
+retention (propose, approve under four eyes, withdraw, legal hold, retention periods) and the
+evidence pack download,
 each for the roles allowed and refused to the others."""
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from engine.models import Document, FeedbackResponse, Person, RecordDisposal
-from tests.engine.helpers import person_id
+from engine.models import AuditEvent, Document, FeedbackResponse, Person, RecordDisposal, Scheme
+from tests.engine.helpers import events, person_id
 from tests.engine.test_appeals_complaints import decided_case
 from tests.engine.test_feedback import feedback_token
 from tests.engine.test_retention import ended_complaint, months_later
@@ -38,6 +39,21 @@ def signed_in(app, username: str):
 
 def post(client, path: str, data: dict, page: str):
     return client.post(path, data={"csrf_token": csrf_token(client, page), **data})
+
+
+def scheme_row(engine, code: str) -> Scheme:
+    with engine.sessions() as session:
+        return session.scalars(select(Scheme).where(Scheme.code == code)).one()
+
+
+def audit_count(engine) -> int:
+    with engine.sessions() as session:
+        return len(session.scalars(select(AuditEvent.id)).all())
+
+
+def flashed_errors(client) -> list[str]:
+    with client.session_transaction() as session:
+        return [message for category, message in session.get("_flashes", []) if category == "error"]
 
 
 # -- feedback -----------------------------------------------------------------------------------
@@ -165,6 +181,130 @@ def test_retention_forms_name_the_field_they_refuse(engine, app):
     assert no_reason.status_code == 422 and "say why" in no_reason.get_data(as_text=True)
 
 
+def test_a_proposal_is_withdrawn_from_the_page_and_the_case_is_due_again(engine, app, clock):
+    case_id = ended_complaint(engine, "bob")
+    months_later(clock, 37)
+    quality = signed_in(app, "quality")
+    post(quality, "/records/retention/propose", {"case_id": str(case_id)}, "/records/retention")
+    with engine.sessions() as session:
+        disposal = session.scalars(select(RecordDisposal)).one()
+    withdraw_url = f"/records/retention/{disposal.id}/withdraw"
+    assert f'action="{withdraw_url}"' in quality.get("/records/retention").get_data(as_text=True)
+    no_reason = post(quality, withdraw_url, {"reason": " "}, "/records/retention")
+    assert no_reason.status_code == 422 and "say why" in no_reason.get_data(as_text=True)
+    with engine.sessions() as session:
+        assert session.get(RecordDisposal, disposal.id).status == "proposed"
+    # The proposer may withdraw their own proposal.
+    withdrawn = post(quality, withdraw_url, {"reason": "the file is wanted"}, "/records/retention")
+    assert withdrawn.status_code == 303
+    with engine.sessions() as session:
+        assert session.get(RecordDisposal, disposal.id).status == "withdrawn"
+    [event] = events(engine, case_id=case_id, action="disposal_withdrawn")
+    assert event.actor == "quality" and event.after["reason"] == "the file is wanted"
+    page = quality.get("/records/retention").get_data(as_text=True)
+    assert "No disposal is waiting for approval." in page
+    assert f'name="case_id" value="{case_id}"' in page  # due again: "Propose disposal" is back
+    again = post(
+        manager := signed_in(app, "manager"), withdraw_url, {"reason": "x"}, "/records/retention"
+    )
+    assert again.status_code == 303 and "withdrawn, not proposed" in " ".join(
+        flashed_errors(manager)
+    )
+    assert len(events(engine, action="disposal_withdrawn")) == 1
+
+
+def test_quality_manager_sets_a_scheme_retention_period_from_the_page(engine, app):
+    dpo = scheme_row(engine, "DPO")
+    quality = signed_in(app, "quality")
+    page = quality.get("/records/retention").get_data(as_text=True)
+    assert "Retention periods" in page and 'action="/records/retention/period"' in page
+    done = post(
+        quality,
+        "/records/retention/period",
+        {"scheme_id": str(dpo.id), "months": "60"},
+        "/records/retention",
+    )
+    assert done.status_code == 303
+    assert scheme_row(engine, "DPO").retention_months == 60
+    assert scheme_row(engine, "CWI").retention_months == 48
+    [event] = events(engine, action="retention_period_set")
+    assert event.actor == "quality"
+    assert event.before == {"scheme_id": dpo.id, "retention_months": 36}
+    assert event.after == {"scheme_id": dpo.id, "retention_months": 60}
+    page = quality.get("/records/retention").get_data(as_text=True)
+    assert "<td>60 months</td>" in page and "now kept 60 months" in page
+
+
+def test_manager_without_quality_role_is_refused_setting_a_retention_period(engine, app):
+    dpo = scheme_row(engine, "DPO")
+    manager = signed_in(app, "manager")
+    page = manager.get("/records/retention").get_data(as_text=True)
+    assert "Retention periods" in page and "<td>36 months</td>" in page
+    assert 'action="/records/retention/period"' not in page and 'name="months"' not in page
+    before = audit_count(engine)
+    refused = post(
+        manager,
+        "/records/retention/period",
+        {"scheme_id": str(dpo.id), "months": "60"},
+        "/records/retention",
+    )
+    assert refused.status_code == 303 and refused.headers["Location"].endswith("/records/retention")
+    assert "only a quality manager or an administrator may set retention" in " ".join(
+        flashed_errors(manager)
+    )
+    assert scheme_row(engine, "DPO").retention_months == 36
+    assert audit_count(engine) == before
+
+
+@pytest.mark.parametrize(
+    ("months", "message"),
+    [
+        ("", "enter the number of months as a whole number"),
+        ("sixty", "enter the number of months as a whole number"),
+        ("4.5", "enter the number of months as a whole number"),
+        ("-40", "enter the number of months as a whole number"),
+        ("²", "enter the number of months as a whole number"),
+        ("9" * 40, "enter the number of months as a whole number"),
+        ("23", "must be at least 24 months"),
+        ("1201", "must be at most 1200 months"),
+    ],
+)
+def test_retention_period_form_names_the_months_it_refuses(engine, app, months, message):
+    dpo = scheme_row(engine, "DPO")
+    quality = signed_in(app, "quality")
+    before = audit_count(engine)
+    refused = post(
+        quality,
+        "/records/retention/period",
+        {"scheme_id": str(dpo.id), "months": months},
+        "/records/retention",
+    )
+    body = refused.get_data(as_text=True)
+    assert refused.status_code == 422
+    assert f'<p class="field-error">Months: {message}' in body
+    assert scheme_row(engine, "DPO").retention_months == 36
+    assert audit_count(engine) == before
+
+
+@pytest.mark.parametrize("scheme_id", ["999999", "abc", ""])
+def test_retention_period_form_refuses_an_unknown_scheme(engine, app, scheme_id):
+    quality = signed_in(app, "quality")
+    before = audit_count(engine)
+    refused = post(
+        quality,
+        "/records/retention/period",
+        {"scheme_id": scheme_id, "months": "60"},
+        "/records/retention",
+    )
+    assert refused.status_code == 422
+    assert "choose a scheme from the table" in refused.get_data(as_text=True)
+    assert {s.retention_months for s in (scheme_row(engine, "DPO"), scheme_row(engine, "CWI"))} == {
+        36,
+        48,
+    }
+    assert audit_count(engine) == before
+
+
 @pytest.mark.parametrize("username", ["clerk", "alice", "admin", "decider"])
 def test_retention_pages_are_refused_to_other_roles(engine, app, username):
     client = signed_in(app, username)
@@ -174,8 +314,17 @@ def test_retention_pages_are_refused_to_other_roles(engine, app, username):
         "/records/retention/propose",
         "/records/retention/hold",
         "/records/retention/1/approve",
+        "/records/retention/1/withdraw",
+        "/records/retention/period",
     ):
-        assert client.post(path, data={"csrf_token": token, "case_id": "1"}).status_code == 403
+        form = {
+            "csrf_token": token,
+            "case_id": "1",
+            "reason": "r",
+            "scheme_id": "1",
+            "months": "60",
+        }
+        assert client.post(path, data=form).status_code == 403
 
 
 # -- the evidence pack -------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ holds, disposal under four eyes) and the accreditation evidence pack.
     GET  /records/retention                       records.retention           manager, quality
     POST /records/retention/propose               records.propose             manager, quality
     POST /records/retention/<id>/approve          records.approve             another manager/quality
+    POST /records/retention/<id>/withdraw         records.withdraw            manager, quality
     POST /records/retention/hold                  records.hold                manager, quality
+    POST /records/retention/period                records.set_period          quality (scheme editor)
     GET  /records/evidence-pack                   records.evidence_pack       manager, quality
     GET  /records/evidence-pack.zip?from=&to=     records.evidence_pack_zip   manager, quality
 
@@ -17,7 +19,9 @@ module parses input, calls them and renders.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
+from typing import Any
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
@@ -27,12 +31,16 @@ from engine.evidence_pack import build_pack, period_bounds
 from engine.feedback import MAX_COMMENT, RATINGS, feedback_summary, open_invitation, submit_feedback
 from engine.models import Case, Person, Scheme, User
 from engine.retention import (
+    MAX_RETENTION_MONTHS,
+    SCHEME_EDITOR_ROLES,
     approve_disposal,
     due_for_disposal,
     held_cases,
     proposals,
     propose_disposal,
     set_legal_hold,
+    set_retention_period,
+    withdraw_disposal,
 )
 
 from ..auth import current_engine_user, engine, roles_required
@@ -69,11 +77,16 @@ def _period() -> tuple[date, date]:
     return start, end
 
 
+def _whole_number(field: str, value: str, message: str, hint: str) -> int:
+    # isdigit() alone also accepts digits such as "²" that int() refuses.
+    if not (value.isascii() and value.isdigit()) or len(value) > 12:
+        raise ValidationError(message, {field: [hint]})
+    return int(value)
+
+
 def _case_id(field: str = "case_id") -> int:
     value = request.form.get(field, "").strip().lstrip("#")
-    if not value.isdigit() or len(value) > 12:
-        raise ValidationError("enter a case number", {field: ["enter the case number, e.g. 42"]})
-    return int(value)
+    return _whole_number(field, value, "enter a case number", "enter the case number, e.g. 42")
 
 
 def _user(session) -> User:
@@ -169,7 +182,9 @@ def _retention_page(errors=None, values=None, status=200):
         case_ids = {p.case_id for p in pending}
         cases = {c.id: c for c in session.scalars(select(Case).where(Case.id.in_(case_ids)))}
         users = dict(session.execute(select(User.id, User.username)).all())
-        schemes = {s.id: s for s in session.scalars(select(Scheme))}
+        schemes = {
+            s.id: s for s in session.scalars(select(Scheme).order_by(Scheme.code, Scheme.version))
+        }
         session.expunge_all()
     return render_template(
         "records/retention.html",
@@ -181,6 +196,8 @@ def _retention_page(errors=None, values=None, status=200):
         users=users,
         schemes=schemes,
         me=current_engine_user().id,
+        can_set_periods=bool(current_engine_user().role_names & SCHEME_EDITOR_ROLES),
+        max_retention_months=MAX_RETENTION_MONTHS,
         errors=errors or {},
         values=values or {},
     ), status
@@ -192,18 +209,20 @@ def retention():
     return _retention_page()
 
 
-def _act(action, success: str, values: dict | None = None):
-    """Run one retention operation; refusals are shown on the page with their reason."""
+def _act(action, success: str | Callable[[Any], str], values: dict | None = None):
+    """Run one retention operation; refusals are shown on the page with their reason.
+    `success` is the message, or makes it from what the operation returned."""
     try:
         with engine().unit_of_work() as uow:
-            action(uow)
+            done = action(uow)
+            message = success(done) if callable(success) else success
     except ValidationError as invalid:
         flash(f"Nothing was changed: {invalid.message}.", "error")
         return _retention_page(invalid.fields, values, status=422)
     except CertrailError as refused:
         flash(f"Nothing was changed: {refused.message}.", "error")
         return redirect(url_for("records.retention"), code=303)
-    flash(success, "success")
+    flash(message, "success")
     return redirect(url_for("records.retention"), code=303)
 
 
@@ -233,6 +252,28 @@ def approve(disposal_id: int):
     )
 
 
+@bp.post("/records/retention/<int:disposal_id>/withdraw")
+@roles_required(*RECORDS_ROLES)
+def withdraw(disposal_id: int):
+    reason = request.form.get("reason", "")[:3000]
+    values = {"withdraw_id": disposal_id, "withdraw_reason": reason}
+
+    def withdraw_proposal(uow):
+        try:
+            withdraw_disposal(uow, disposal_id, _user(uow.session), reason)
+        except ValidationError as invalid:
+            # The page has other reason fields (the legal hold's): name this row's.
+            raise ValidationError(
+                invalid.message, {"withdraw_reason": invalid.fields.get("reason", [])}
+            ) from invalid
+
+    return _act(
+        withdraw_proposal,
+        f"Disposal {disposal_id} withdrawn; its case is listed as due again.",
+        values,
+    )
+
+
 @bp.post("/records/retention/hold")
 @roles_required(*RECORDS_ROLES)
 def hold():
@@ -249,6 +290,54 @@ def hold():
     return _act(
         lambda uow: set_legal_hold(uow, case_id, _user(uow.session), placed, reason),
         f"Legal hold {'placed on' if placed else 'lifted from'} case {case_id}.",
+        values,
+    )
+
+
+@bp.post("/records/retention/period")
+@roles_required(*RECORDS_ROLES)
+def set_period():
+    """Set how long a scheme's records are kept; the engine allows it to scheme editors only,
+    so a manager who is not a quality manager is refused with a message."""
+    values = {
+        "period_scheme_id": request.form.get("scheme_id", "").strip()[:20],
+        "months": request.form.get("months", "").strip()[:20],
+    }
+    try:
+        scheme_id = _whole_number(
+            "scheme_id",
+            values["period_scheme_id"],
+            "choose a scheme",
+            "choose a scheme from the table",
+        )
+        months = _whole_number(
+            "months",
+            values["months"],
+            "enter the retention period in months",
+            "enter the number of months as a whole number, e.g. 60",
+        )
+    except ValidationError as invalid:
+        return _retention_page(invalid.fields, values, status=422)
+
+    def set_months(uow):
+        try:
+            return set_retention_period(uow, scheme_id, _user(uow.session), months)
+        except NotFoundError as unknown:
+            # The scheme is picked from the table: an unknown one is bad input, not a refusal.
+            raise ValidationError(
+                unknown.message, {"scheme_id": ["choose a scheme from the table"]}
+            ) from unknown
+        except ValidationError as invalid:
+            raise ValidationError(
+                invalid.message, {"months": invalid.fields.get("retention_months", [])}
+            ) from invalid
+
+    return _act(
+        set_months,
+        lambda scheme: (
+            f"Records of {scheme.code} v{scheme.version} are now kept {months} months after a "
+            "case ends."
+        ),
         values,
     )
 
