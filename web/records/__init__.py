@@ -252,6 +252,11 @@ def approve(disposal_id: int):
     )
 
 
+def _named(invalid: ValidationError, engine_field: str, form_field: str) -> ValidationError:
+    """The engine's refusal of `engine_field`, told about the page's form field for it."""
+    return ValidationError(invalid.message, {form_field: invalid.fields.get(engine_field, [])})
+
+
 @bp.post("/records/retention/<int:disposal_id>/withdraw")
 @roles_required(*RECORDS_ROLES)
 def withdraw(disposal_id: int):
@@ -263,9 +268,7 @@ def withdraw(disposal_id: int):
             withdraw_disposal(uow, disposal_id, _user(uow.session), reason)
         except ValidationError as invalid:
             # The page has other reason fields (the legal hold's): name this row's.
-            raise ValidationError(
-                invalid.message, {"withdraw_reason": invalid.fields.get("reason", [])}
-            ) from invalid
+            raise _named(invalid, "reason", "withdraw_reason") from invalid
 
     return _act(
         withdraw_proposal,
@@ -328,9 +331,7 @@ def set_period():
                 unknown.message, {"scheme_id": ["choose a scheme from the table"]}
             ) from unknown
         except ValidationError as invalid:
-            raise ValidationError(
-                invalid.message, {"months": invalid.fields.get("retention_months", [])}
-            ) from invalid
+            raise _named(invalid, "retention_months", "months") from invalid
 
     return _act(
         set_months,
