@@ -17,6 +17,8 @@ Timed, each in a fresh session, through the code the pages run:
   filter choices): by a person's family name, by a certificate number (whole, and its
   start), by scheme + status, and the unfiltered first page (also as the reviewer, whose
   list is limited to the cases they have a part in);
+- the API's case list as the reviewer (`engine.case_search.visible_cases_page`, as
+  `GET /api/v1/cases` calls it: page 1 and the exact total its contract promises);
 - the manager's dashboard (`engine.dashboard.dashboard`, page 1, default filters);
 - for reference, what the case list did before its search was made indexable: the name as a
   substring (`lower(name) LIKE '%word%'`) with the full count, and the process filter's
@@ -147,6 +149,12 @@ def probes() -> dict[str, tuple[str, Callable[[Any], Any]]]:
             "search",
             cases(username=INBOX_USER),
         ),
+        "API case list (`/api/v1/cases`): page 1 + exact total, as the reviewer": (
+            "search",
+            lambda s: search.visible_cases_page(
+                s, _user(s, INBOX_USER), search.CaseFilters(), 1, 25
+            ),
+        ),
         "dashboard: whole page (page 1, default filters)": (
             "dashboard",
             lambda s: board.dashboard(s, NOW, board.DashboardQuery()),
@@ -253,6 +261,11 @@ runs, median / p95 in ms:
   Names and e-mail addresses match from their start, certificate numbers from their start,
   each through an index on `lower(...)`/`upper(...)` (`text_pattern_ops`); a search with
   more than 10,000 matches shows "more than 10,000";
+- API case list: `engine.case_search.visible_cases_page` as `GET /api/v1/cases` runs it for
+  `{INBOX_USER}`: page 1 and the exact total (the API's contract has no "more than"), the ids
+  of each way a case becomes visible to them counted once each (before: 2.1 s at 1,000,000
+  cases, with the visibility rule tested case by case). An exact count reads the id of every
+  case it counts, so it grows with them: the reviewer sees 95 % of the cases;
 - dashboard: `engine.dashboard.dashboard` (see the dashboard section for each query alone);
 - reference rows: the case list's former substring name search with its full count, and
   its former process choices (`DISTINCT` over all cases), kept to show why they changed.

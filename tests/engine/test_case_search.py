@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from engine.case_search import CaseFilters, case_query, filter_choices, search_cases
+from engine.case_search import (
+    CaseFilters,
+    case_query,
+    count_visible,
+    filter_choices,
+    newest_visible_criteria,
+    search_cases,
+)
 from engine.models import Case, HumanTask, User
 from tests.engine.helpers import (
     certificates,
@@ -143,9 +150,8 @@ def test_staff_find_exactly_the_cases_they_have_a_part_in(engine):
         assert by_the_rule(engine, username) == cases, username
 
 
-def test_staff_search_and_the_visibility_rule_select_the_same_cases(engine):
-    # Cases in every state the demo users have a part in: each of them is compared, with
-    # each filter, page by page, with what `visible_cases_criteria` selects.
+def cases_in_every_state(engine) -> list[str]:
+    """Cases in every state the demo users have a part in; the demo usernames."""
     for applicant, scheme in (("alice", "CWI"), ("bob", "DPO"), ("chen", "CWI")):
         case_id = start_application(engine, applicant, scheme)
         drive_to_decision(engine, case_id, applicant, has_practical=scheme == "CWI")
@@ -153,14 +159,46 @@ def test_staff_search_and_the_visibility_rule_select_the_same_cases(engine):
     do(engine, case_id, "decide_certification")
     engine.start_case("appeal", actor="clerk", links={"appeals": case_id})
     with engine.sessions() as session:
-        usernames = list(session.scalars(select(User.username).order_by(User.username)))
-    searches = [{}, {"status": "running"}, {"process": "application"}, {"scheme": "DPO"}]
-    searches += [{"q": "chen"}, {"q": "alice applicant"}, {"certificate": "CWI"}]
+        return list(session.scalars(select(User.username).order_by(User.username)))
+
+
+API_FILTERS = [{}, {"status": "running"}, {"process": "application"}, {"scheme": "DPO"}]
+
+
+def test_staff_search_and_the_visibility_rule_select_the_same_cases(engine):
+    # Each demo user is compared, with each filter, page by page, with what
+    # `visible_cases_criteria` selects.
+    usernames = cases_in_every_state(engine)
+    searches = [*API_FILTERS, {"q": "chen"}, {"q": "alice applicant"}, {"certificate": "CWI"}]
     for username in usernames:
         for filters in searches:
             ids, total = listed(engine, username, **filters)
             assert ids == by_the_rule(engine, username, **filters), (username, filters)
             assert total == len(ids), (username, filters)
+
+
+def test_the_apis_exact_count_and_pages_select_the_same_cases_as_the_rule(engine):
+    # `/api/v1/cases` counts exactly and pages through `newest_visible_criteria`.
+    usernames = cases_in_every_state(engine)
+    for username in usernames:
+        for filters in API_FILTERS:
+            expected = by_the_rule(engine, username, **filters)
+            with engine.sessions() as session:
+                user = session.scalars(select(User).where(User.username == username)).one()
+                wanted = CaseFilters(**filters)
+                counted = count_visible(session, user, wanted)
+                paged = [
+                    case_id
+                    for end in range(2, len(expected) + 3, 2)
+                    for case_id in session.scalars(
+                        select(Case.id)
+                        .where(*newest_visible_criteria(user, wanted, end))
+                        .order_by(Case.id.desc())
+                        .limit(2)
+                        .offset(end - 2)
+                    )
+                ]
+            assert (counted, paged) == (len(expected), expected), (username, filters)
 
 
 def test_a_staff_members_count_stops_at_its_limit_too(engine):

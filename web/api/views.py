@@ -12,7 +12,8 @@ from marshmallow import Schema
 from marshmallow import ValidationError as SchemaError
 from sqlalchemy import func, select
 
-from engine.case_views import case_detail, visible_cases_criteria, visible_task
+from engine.case_search import CaseFilters, visible_cases_page
+from engine.case_views import case_detail, visible_task
 from engine.certificates import public_record
 from engine.errors import NotFoundError
 from engine.inbox import InboxFilters, inbox
@@ -252,32 +253,15 @@ def start_case():
 @bp.get("/cases")
 def cases():
     params = query(s.CaseQuerySchema)
-    criteria = list(visible_cases_criteria(api_user()))
-    if params.get("status"):
-        criteria.append(Case.status == params["status"])
-    if params.get("process"):
-        criteria.append(Case.process_id == params["process"])
-    if params.get("scheme"):
-        criteria.append(Scheme.code == params["scheme"])
+    filters = CaseFilters(
+        **{name: params.get(name) or "" for name in ("status", "process", "scheme")}
+    )
     with engine().sessions() as session:
-        total = session.scalar(
-            select(func.count())
-            .select_from(Case)
-            .outerjoin(Scheme, Scheme.id == Case.scheme_id)
-            .where(*criteria)
+        rows, total = visible_cases_page(
+            session, api_user(), filters, params["page"], params["per_page"]
         )
-        rows = session.execute(
-            select(Case, ModelVersion, Person, Scheme)
-            .join(ModelVersion, ModelVersion.id == Case.model_version_id)
-            .outerjoin(Person, Person.id == Case.person_id)
-            .outerjoin(Scheme, Scheme.id == Case.scheme_id)
-            .where(*criteria)
-            .order_by(Case.id.desc())
-            .limit(params["per_page"])
-            .offset((params["page"] - 1) * params["per_page"])
-        ).all()
         items = [case_view(*row) for row in rows]
-    return dump(s.CasePageSchema, page_of(items, total or 0, params))
+    return dump(s.CasePageSchema, page_of(items, total, params))
 
 
 @bp.get(f"/cases/<{ID}:case_id>")
