@@ -5,7 +5,9 @@ last management review case started (or there never was one), it opens one. The 
 the start happen in one transaction that holds the job's lock: on SQLite every writer takes
 the database lock (`BEGIN IMMEDIATE`); on PostgreSQL the transaction takes an advisory lock
 and a worker that finds it held leaves the job to the holder (as `SKIP LOCKED` does for the
-other jobs). So however many workers run, one review opens per year.
+other jobs). So however many workers run, one review opens per year. Advisory locks belong
+to the whole database, so the lock is keyed by the schema in use too: deployments in other
+schemas of the same database run their own job.
 """
 
 from __future__ import annotations
@@ -28,8 +30,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JOB = "open_due_management_review"
-# The PostgreSQL advisory lock key of the job (any fixed number no other code uses).
+# The PostgreSQL advisory lock key of the job (any fixed number no other code uses), paired
+# with a hash of the schema name.
 LOCK_KEY = 17024_1025
+
+
+def take_job_lock(session) -> bool:
+    """Take the job's lock for this transaction (PostgreSQL); False when another holds it."""
+    key = select(func.pg_try_advisory_xact_lock(LOCK_KEY, func.hashtext(func.current_schema())))
+    return bool(session.scalar(key))
 
 
 def next_review_due(last_started: datetime | None, now: datetime) -> datetime:
@@ -44,7 +53,7 @@ def open_due_management_review(engine: Engine) -> int:
     """Open the management review case when one is due; 1 if it did, else 0."""
     with engine.unit_of_work() as uow:
         if engine.db.dialect.name == "postgresql":
-            if not uow.session.scalar(select(func.pg_try_advisory_xact_lock(LOCK_KEY))):
+            if not take_job_lock(uow.session):
                 return 0
         last = uow.session.scalar(
             select(func.max(Case.started_at)).where(Case.process_id == REVIEW_PROCESS)

@@ -9,15 +9,17 @@ from datetime import datetime
 import pytest
 from lxml import etree
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from engine import NotFoundError, PermissionDenied, ValidationError
 from engine.catalog import BPMN_DIR
 from engine.forms import FormRegistry
 from engine.impartiality.explain import explain
 from engine.lint import lint_files
-from engine.management_review import open_due_management_review
+from engine.management_review import open_due_management_review, take_job_lock
 from engine.models import Case, CaseLink, Timer
 from engine.timers import fire_due_timers
+from tests.conftest import make_sql_engine
 from tests.engine.helpers import do, events, ready_spec_ids, ready_task
 from tests.engine.test_appeals_complaints import (
     decided_case,
@@ -370,6 +372,23 @@ def test_management_review_opens_once_a_year_with_the_real_figures_of_the_period
 def test_workers_racing_for_the_due_management_review_open_exactly_one(engine):
     results = race(*[lambda: open_due_management_review(engine)] * 4)
     assert sorted(results) == [0, 0, 0, 1], results
+    assert len(review_cases(engine)) == 1
+
+
+@pytest.mark.parametrize(
+    "database", [pytest.param("postgresql", marks=pytest.mark.postgresql)], indirect=True
+)
+def test_the_job_lock_of_a_deployment_in_another_schema_does_not_hold_this_one_up(engine, tmp_path):
+    with Session(engine.db) as here, here.begin():
+        assert take_job_lock(here)  # a worker of this deployment is running the job
+        assert open_due_management_review(engine) == 0
+    other, drop = make_sql_engine("postgresql", tmp_path)
+    try:
+        with Session(other) as elsewhere, elsewhere.begin():
+            assert take_job_lock(elsewhere)  # another deployment's, in its own schema
+            assert open_due_management_review(engine) == 1
+    finally:
+        drop()
     assert len(review_cases(engine)) == 1
 
 
