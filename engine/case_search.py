@@ -188,6 +188,17 @@ def newest_visible_criteria(
     return [Case.id.in_(_newest_visible(visibility, criteria, newest))]
 
 
+def newest_cases(user: User, filters: CaseFilters, limit: int) -> Select[Any]:
+    """The newest `limit` cases `user` may see that match `filters`, newest first, as rows of
+    the case list (the CSV export)."""
+    return (
+        _rows()
+        .where(*newest_visible_criteria(user, filters, limit))
+        .order_by(Case.id.desc())
+        .limit(limit)
+    )
+
+
 def count_visible(session: Session, user: User, filters: CaseFilters) -> int:
     """How many cases `user` may see match `filters`, exactly (the API's `total`).
 

@@ -11,6 +11,7 @@ from engine.case_search import (
     case_query,
     count_visible,
     filter_choices,
+    newest_cases,
     newest_visible_criteria,
     search_cases,
 )
@@ -199,6 +200,20 @@ def test_the_apis_exact_count_and_pages_select_the_same_cases_as_the_rule(engine
                     )
                 ]
             assert (counted, paged) == (len(expected), expected), (username, filters)
+
+
+def test_the_export_lists_the_newest_cases_the_rule_selects(engine):
+    # `/cases.csv` reads the newest cases of each way, up to its limit.
+    usernames = cases_in_every_state(engine)
+    for username in usernames:
+        for filters in [*API_FILTERS, {"q": "chen"}, {"certificate": "CWI"}]:
+            expected = by_the_rule(engine, username, **filters)
+            with engine.sessions() as session:
+                user = session.scalars(select(User).where(User.username == username)).one()
+                wanted = CaseFilters(**filters)
+                for limit in (1, 3, len(expected) + 1):
+                    exported = [r.id for r in session.execute(newest_cases(user, wanted, limit))]
+                    assert exported == expected[:limit], (username, filters, limit)
 
 
 def test_a_staff_members_count_stops_at_its_limit_too(engine):

@@ -38,8 +38,8 @@ from sqlalchemy.orm import Session
 from engine.case_search import (
     CaseFilters,
     case_extras,
-    case_query,
     filter_choices,
+    newest_cases,
     search_cases,
 )
 from engine.case_views import (
@@ -150,9 +150,7 @@ def export():
         writer = csv.writer(buffer)
         writer.writerow(CSV_COLUMNS)
         with eng.sessions() as session:
-            rows = session.execute(
-                case_query(user, filters).order_by(Case.id.desc()).limit(EXPORT_LIMIT)
-            ).all()
+            rows = session.execute(newest_cases(user, filters, EXPORT_LIMIT)).all()
             for start in range(0, len(rows), 500):
                 chunk = rows[start : start + 500]
                 tasks, certificates = case_extras(session, [r.id for r in chunk])
