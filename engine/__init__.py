@@ -386,7 +386,7 @@ class Engine:
     def complete(self, task_id: int, username: str, data: dict[str, Any]) -> HumanTask:
         with self._recording_refusals():
             with self.unit_of_work() as uow:
-                return cases.complete_task(self, uow, task_id, cases.find_user(uow, username), data)
+                return cases.complete_task_as(self, uow, task_id, username, data)
 
     def retry_case(self, case_id: int, username: str) -> Case:
         with self.unit_of_work() as uow:

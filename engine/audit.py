@@ -19,6 +19,7 @@ from sqlalchemy import TextClause, bindparam, insert, select, text
 from sqlalchemy.orm import Session
 
 from .models import AuditChainHead, AuditEvent
+from .row_writes import execute_with_deferred
 
 GENESIS_HASH = "0" * 64
 
@@ -121,9 +122,10 @@ def _lock_chain_head(session: Session) -> tuple[int, str]:
     """The chain's last sequence number and hash, the head row locked (created if missing).
 
     The unit of work's pending changes are written first, as the commit would; the head is
-    then read as a plain row, not through the ORM."""
+    then read as a plain row, not through the ORM, in the same statement as the deferred
+    updates of the case and its task (on PostgreSQL)."""
     session.flush()
-    head = session.connection().execute(_LOCKED_HEAD).one_or_none()
+    head = execute_with_deferred(session.connection(), _LOCKED_HEAD)
     if head is None:
         session.execute(insert(AuditChainHead).values(id=1, last_seq=0, last_hash=GENESIS_HASH))
         return 0, GENESIS_HASH

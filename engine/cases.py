@@ -256,6 +256,31 @@ def open_task_in_case(uow: UnitOfWork, task_id: int) -> tuple[HumanTask, Case, l
     case = uow.session.scalars(_CASE_OF_TASK_LOCKED, {"task_id": task_id}).first()
     if case is None:
         raise NotFoundError(f"task {task_id} does not exist")
+    return _task_and_open_tasks(uow, task_id, case)
+
+
+def open_task_for_user(
+    uow: UnitOfWork, task_id: int, username: str
+) -> tuple[User, HumanTask, Case, list[HumanTask]]:
+    """`open_task_in_case` for `username`, whose row (with roles) comes in the same
+    statement as the locked case. An unknown user is refused before an unknown task."""
+    found = (
+        uow.session.execute(
+            _CASE_OF_TASK_LOCKED_WITH_USER, {"task_id": task_id, "username": username}
+        )
+        .unique()
+        .first()
+    )
+    if found is None:
+        find_user(uow, username)  # raises when it is the user that is unknown
+        raise NotFoundError(f"task {task_id} does not exist")
+    case, user = found
+    return (user, *_task_and_open_tasks(uow, task_id, case))
+
+
+def _task_and_open_tasks(
+    uow: UnitOfWork, task_id: int, case: Case
+) -> tuple[HumanTask, Case, list[HumanTask]]:
     tasks = list(
         uow.session.scalars(_TASK_AND_OPEN_TASKS, {"case_id": case.id, "task_id": task_id})
     )
@@ -274,6 +299,17 @@ _CASE_OF_TASK_LOCKED = (
         == select(HumanTask.case_id).where(HumanTask.id == bindparam("task_id")).scalar_subquery()
     )
     .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_CASE_OF_TASK_LOCKED_WITH_USER = (
+    select(Case, User)
+    .join(User, User.username == bindparam("username"))
+    .options(joinedload(User.roles))
+    .where(
+        Case.id
+        == select(HumanTask.case_id).where(HumanTask.id == bindparam("task_id")).scalar_subquery()
+    )
+    .with_for_update(of=Case)
     .execution_options(populate_existing=True)
 )
 _TASK_AND_OPEN_TASKS = (
@@ -443,6 +479,26 @@ def complete_task(
     engine: Engine, uow: UnitOfWork, task_id: int, user: User, data: dict[str, Any]
 ) -> HumanTask:
     task, case, open_tasks = open_task_in_case(uow, task_id)
+    return _complete(engine, uow, user, task, case, open_tasks, data)
+
+
+def complete_task_as(
+    engine: Engine, uow: UnitOfWork, task_id: int, username: str, data: dict[str, Any]
+) -> HumanTask:
+    """`complete_task` for a user known by name, read with the case (one statement less)."""
+    user, task, case, open_tasks = open_task_for_user(uow, task_id, username)
+    return _complete(engine, uow, user, task, case, open_tasks, data)
+
+
+def _complete(
+    engine: Engine,
+    uow: UnitOfWork,
+    user: User,
+    task: HumanTask,
+    case: Case,
+    open_tasks: list[HumanTask],
+    data: dict[str, Any],
+) -> HumanTask:
     _ensure_open(uow, task, case)
     if task.assignee_id is not None and task.assignee_id != user.id:
         holder = uow.session.get(User, task.assignee_id)
@@ -476,7 +532,7 @@ def complete_task(
     task.completed_by_id = user.id
     task.completed_at = uow.now
     task.submitted_data = data
-    update_changed(uow.session, task)
+    update_changed(uow.session, task, deferred=True)
     uow.audit.record(
         uow.now,
         user.username,

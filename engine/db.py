@@ -24,6 +24,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
+from .row_writes import defer_writes_on
+
 DEFAULT_SQLITE_PATH = Path("instance") / "certrail.sqlite"
 IDLE_PING_SECONDS = 1.0
 
@@ -58,6 +60,7 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
         ping_after_idle(engine, IDLE_PING_SECONDS)
     end_reads_with_commit(engine)
     compress_with_lz4(engine)
+    defer_writes_on(engine)
     return engine
 
 

@@ -5,19 +5,58 @@ Through the ORM's flush each of those writes cost more in bookkeeping than the s
 itself; here each is one cached Core statement, and the objects stay in the session as if
 the ORM had written them (clean, persistent, their attributes set), so the rest of the unit
 of work keeps using them as usual.
+
+On PostgreSQL an update of a row under its case's lock may also be *deferred*: it is kept
+on the connection and sent inside the next statement that can carry it, as a data-modifying
+WITH (the audit chain's head lock, see `execute_with_deferred`), which spares a round trip
+per write. A deferred write is never overtaken: any other statement, a savepoint or the
+commit sends the pending ones first; a rollback forgets them. Only engines set up by
+`defer_writes_on` defer; on any other engine, and on SQLite, every update runs at once.
 """
 
 from __future__ import annotations
 
 import functools
+import weakref
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, inspect, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    Select,
+    Table,
+    bindparam,
+    event,
+    func,
+    insert,
+    inspect,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from .models import Base
+
+# Where a connection keeps its deferred writes, in its `info` (the DBAPI connection's).
+_PENDING = "certrail_deferred_writes"
+# A statement run with this execution option does not read rows a deferred write changes
+# (it inserts new rows only), so it may go ahead of the pending writes.
+INDEPENDENT_OF_DEFERRED = "certrail_independent_of_deferred"
+_DEFERRING_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+@dataclass(frozen=True)
+class _DeferredUpdate:
+    table: Table
+    row_id: int
+    columns: tuple[str, ...]
+    version_key: str | None
+    params: dict[str, Any]
 
 
 def insert_new(session: Session, objects: list[Base]) -> None:
@@ -38,10 +77,14 @@ def insert_new(session: Session, objects: list[Base]) -> None:
         session.add(obj)
 
 
-def update_changed(session: Session, obj: Base, **values: Any) -> None:
+def update_changed(session: Session, obj: Base, *, deferred: bool = False, **values: Any) -> None:
     """UPDATE the object's changed columns plus `values` in one statement; with a version
     column the row must still carry the version read (else StaleDataError, as the ORM's
-    flush would raise) and the version moves on."""
+    flush would raise) and the version moves on.
+
+    `deferred`: the row is under its case's lock for this unit of work; on an engine that
+    defers writes the statement waits for the next one that can carry it (a stale version
+    then raises StaleDataError there, at the latest at the commit)."""
     state = inspect(obj)
     table: Table = state.mapper.local_table
     version = state.mapper.version_id_col
@@ -61,12 +104,90 @@ def update_changed(session: Session, obj: Base, **values: Any) -> None:
         version_key = version.key
         params["read_version"] = getattr(obj, version_key)
         changes[version_key] = params["read_version"] + 1
-    statement = _update(table, tuple(sorted(changes)), version_key)
-    updated = session.connection().execute(statement, {**changes, **params}).rowcount
-    if updated != 1:
-        raise StaleDataError(f"{table.name} row {obj.id} was changed by another unit of work")
+    columns = tuple(sorted(changes))
+    connection = session.connection()
+    if deferred and connection.engine in _DEFERRING_ENGINES:
+        pending = connection.info.setdefault(_PENDING, [])
+        if any(w.table is table and w.row_id == obj.id for w in pending):
+            # One statement cannot update a row twice: the earlier write goes first.
+            flush_deferred(connection)
+            pending = connection.info.setdefault(_PENDING, [])
+        pending.append(_DeferredUpdate(table, obj.id, columns, version_key, {**changes, **params}))
+    else:
+        statement = _update(table, columns, version_key)
+        updated = connection.execute(statement, {**changes, **params}).rowcount
+        if updated != 1:
+            raise _stale(table, obj.id)
     for key, value in changes.items():
         set_committed_value(obj, key, value)
+
+
+def flush_deferred(connection: Connection) -> None:
+    """Send the connection's deferred writes now, one statement each, in order."""
+    pending = connection.info.pop(_PENDING, None) or []
+    for write in pending:
+        statement = _update(write.table, write.columns, write.version_key)
+        if connection.execute(statement, write.params).rowcount != 1:
+            raise _stale(write.table, write.row_id)
+
+
+def execute_with_deferred(connection: Connection, statement: Select) -> Row | None:
+    """The first row of `statement` (a SELECT), run in one statement together with the
+    connection's deferred writes, each a data-modifying WITH whose row count is checked
+    (the counts follow the statement's own columns in the row)."""
+    pending = connection.info.pop(_PENDING, None) or []
+    if not pending:
+        return connection.execute(statement).first()
+    keys = tuple((w.table, w.columns, w.version_key) for w in pending)
+    params = {
+        f"w{n}_{name}": value for n, w in enumerate(pending) for name, value in w.params.items()
+    }
+    row = connection.execute(_carrying(statement, keys), params).first()
+    if row is None:
+        raise LookupError("the statement carrying the deferred writes returned no row")
+    counts = row[-len(pending) :]
+    for write, count in zip(pending, counts, strict=True):
+        if count != 1:
+            raise _stale(write.table, write.row_id)
+    return row
+
+
+def defer_writes_on(engine: Engine) -> None:
+    """Let `engine` defer writes (PostgreSQL): pending ones are sent before any statement
+    that might read them, before a savepoint and before the commit; a rollback drops them."""
+
+    @event.listens_for(engine, "before_execute")
+    def _send_pending_first(connection, _statement, _multiparams, _params, options):
+        if _has_pending(connection) and not options.get(INDEPENDENT_OF_DEFERRED):
+            flush_deferred(connection)
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "savepoint")
+    def _send_pending(connection, *_args):
+        if _has_pending(connection):
+            flush_deferred(connection)
+
+    @event.listens_for(engine, "rollback")
+    @event.listens_for(engine, "rollback_savepoint")
+    def _forget_pending(connection, *_args):
+        if _has_pending(connection):
+            connection.info.pop(_PENDING, None)
+
+    @event.listens_for(engine, "checkin")
+    def _forget_on_return(_dbapi_connection, record):
+        record.info.pop(_PENDING, None)
+
+    _DEFERRING_ENGINES.add(engine)
+
+
+def _has_pending(connection: Connection) -> bool:
+    # A connection lost mid-transaction is discarded with its `info`, and touching `info`
+    # would try to reconnect it before SQLAlchemy has rolled back.
+    return not connection.invalidated and bool(connection.info.get(_PENDING))
+
+
+def _stale(table: Table, row_id: int) -> StaleDataError:
+    return StaleDataError(f"{table.name} row {row_id} was changed by another unit of work")
 
 
 def _value(obj: Base, table: Table, name: str) -> Any:
@@ -94,16 +215,32 @@ def _insert(table: Table):
         insert(table)
         .values({name: bindparam(name, type_=table.c[name].type) for name in columns})
         .returning(table.c.id, sort_by_parameter_order=True)
+        .execution_options(**{INDEPENDENT_OF_DEFERRED: True})
     )
 
 
 @functools.cache
-def _update(table: Table, columns: tuple[str, ...], version_key: str | None):
-    criteria = [table.c.id == bindparam("row_id")]
+def _update(table: Table, columns: tuple[str, ...], version_key: str | None, prefix: str = ""):
+    criteria = [table.c.id == bindparam(f"{prefix}row_id")]
     if version_key is not None:
-        criteria.append(table.c[version_key] == bindparam("read_version"))
+        criteria.append(table.c[version_key] == bindparam(f"{prefix}read_version"))
     return (
         update(table)
         .where(*criteria)
-        .values({name: bindparam(name, type_=table.c[name].type) for name in columns})
+        .values({name: bindparam(f"{prefix}{name}", type_=table.c[name].type) for name in columns})
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _carrying(statement: Select, keys: tuple[tuple[Table, tuple[str, ...], str | None], ...]):
+    """`statement` with the updates `keys` as data-modifying WITHs (parameters prefixed
+    `w<n>_`) and, as its last columns, how many rows each updated. Built once per shape, so
+    SQLAlchemy's statement cache finds it."""
+    ctes = [
+        _update(table, columns, version_key, f"w{n}_")
+        .returning(literal_column("1"))
+        .cte(f"deferred_write_{n}")
+        for n, (table, columns, version_key) in enumerate(keys)
+    ]
+    counts = [select(func.count()).select_from(cte).scalar_subquery() for cte in ctes]
+    return statement.add_columns(*counts).add_cte(*ctes)

@@ -157,7 +157,7 @@ class CaseRun:
             )
         state = self.serializer.dump_workflow(self.workflow)
         if inspect(self.case).persistent:
-            update_changed(self.session, self.case, state=state)
+            update_changed(self.session, self.case, deferred=True, state=state)
         else:
             self.case.state = state
         return created

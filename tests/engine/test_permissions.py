@@ -180,7 +180,10 @@ def test_deactivated_user_cannot_complete_a_task(engine, review_task):
 
 
 def test_unknown_user_or_task_is_not_found(engine, review_task):
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError, match="user 'mallory' does not exist"):
         engine.complete(review_task.id, "mallory", review_data(engine))
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError, match="task 999999 does not exist"):
         engine.complete(999_999, "reviewer", review_data(engine))
+    with pytest.raises(NotFoundError, match="user 'mallory' does not exist"):
+        engine.complete(999_999, "mallory", review_data(engine))
+    assert task_row(engine, review_task.id).status == "ready"

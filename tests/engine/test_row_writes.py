@@ -5,14 +5,14 @@ columns, moves the optimistic lock on, and refuses a row someone else changed.""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine import ConflictError
 from engine.models import Case, HumanTask
 from engine.row_writes import insert_new, update_changed
-from tests.engine.helpers import lock_version, ready_task, start_application
+from tests.engine.helpers import do, lock_version, ready_task, start_application, task_row
 
 
 def new_task(case: Case, uuid: str, name: str) -> HumanTask:
@@ -94,3 +94,119 @@ def test_a_row_whose_default_only_the_orm_or_server_computes_must_be_given_it(en
         )
         with pytest.raises(ValueError, match="subprocess_versions has a computed default"):
             insert_new(uow.session, [unfinished])
+
+
+# -- deferred updates (PostgreSQL: sent inside the statement that locks the audit chain) ----
+
+
+class StatementLog:
+    """The statements the driver was sent while `recording`."""
+
+    def __init__(self, sql):
+        self.statements: list[str] = []
+        self.recording = False
+        event.listen(sql, "before_cursor_execute", self._note)
+
+    def _note(self, _conn, _cursor, statement, *_args):
+        if self.recording:
+            self.statements.append(" ".join(statement.split()))
+
+
+def error_message(engine, case_id: int) -> str | None:
+    with engine.sessions() as session:
+        return session.scalar(select(Case.error_message).where(Case.id == case_id))
+
+
+def test_a_deferred_update_is_seen_by_the_next_statement_of_the_unit_of_work(engine):
+    case_id = start_application(engine)
+    log = StatementLog(engine.db)
+    with engine.unit_of_work() as uow:
+        case = uow.session.get(Case, case_id, with_for_update=True)
+        log.recording = True
+        update_changed(uow.session, case, deferred=True, error_message="noted")
+        sent_by_the_update = list(log.statements)
+        seen = uow.session.scalar(select(Case.error_message).where(Case.id == case_id))
+        log.recording = False
+    assert seen == "noted"
+    if engine.db.dialect.name == "postgresql":
+        assert sent_by_the_update == []  # it waited for the SELECT and went first
+        assert log.statements[0].startswith("UPDATE cases")
+    else:
+        assert sent_by_the_update[0].startswith("UPDATE cases")  # SQLite writes at once
+    assert error_message(engine, case_id) == "noted"
+
+
+def test_a_completion_sends_its_task_and_case_updates_with_the_chain_head_lock(engine):
+    case_id = start_application(engine)
+    task = ready_task(engine, case_id, "submit_application")
+    before = lock_version(engine, case_id)
+    log = StatementLog(engine.db)
+    log.recording = True
+    do(engine, case_id, "submit_application")
+    log.recording = False
+    updates = [s for s in log.statements if s.startswith(("UPDATE", "WITH"))]
+    if engine.db.dialect.name == "postgresql":
+        carrier = next(s for s in log.statements if "FROM audit_chain_head" in s)
+        assert carrier.startswith("WITH deferred_write_0 AS (UPDATE human_tasks")
+        assert "deferred_write_1 AS (UPDATE cases" in carrier and "FOR UPDATE" in carrier
+        assert not [s for s in log.statements if s.startswith("UPDATE")]
+        assert len(log.statements) <= 7
+    else:
+        assert [s.split()[1] for s in updates[:2]] == ["human_tasks", "cases"]
+    assert task_row(engine, task.id).status == "completed"
+    assert lock_version(engine, case_id) == before + 1
+
+
+def test_a_stale_deferred_update_is_refused_at_the_latest_at_the_commit(engine):
+    case_id = start_application(engine)
+    read = lock_version(engine, case_id)
+    with engine.unit_of_work() as other:
+        update_changed(other.session, other.session.get(Case, case_id), error_message="meanwhile")
+    with pytest.raises(ConflictError), engine.unit_of_work() as uow:
+        case = uow.session.get(Case, case_id)
+        set_committed_value(case, "lock_version", read)  # as this unit of work first read it
+        update_changed(uow.session, case, deferred=True, error_message="too late")
+    assert error_message(engine, case_id) == "meanwhile"
+    assert lock_version(engine, case_id) == read + 1
+
+
+def test_a_rolled_back_unit_of_work_leaves_no_deferred_update_behind(engine):
+    case_id = start_application(engine)
+    read = lock_version(engine, case_id)
+    with pytest.raises(RuntimeError), engine.unit_of_work() as uow:
+        case = uow.session.get(Case, case_id, with_for_update=True)
+        update_changed(uow.session, case, deferred=True, error_message="abandoned")
+        raise RuntimeError("the unit of work fails")
+    for _ in range(3):  # later units of work, whichever pooled connection they get
+        with engine.unit_of_work() as uow:
+            uow.audit.record(uow.now, "system", "probe", "a write of its own", case_id=case_id)
+    assert error_message(engine, case_id) is None
+    assert lock_version(engine, case_id) == read
+
+
+def test_a_savepoint_rolled_back_takes_its_deferred_updates_with_it(engine):
+    case_id = start_application(engine)
+    task = ready_task(engine, case_id, "submit_application")
+    with engine.unit_of_work() as uow:
+        case = uow.session.get(Case, case_id, with_for_update=True)
+        update_changed(uow.session, case, deferred=True, error_message="before the savepoint")
+        savepoint = uow.session.begin_nested()
+        row = uow.session.get(HumanTask, task.id)
+        row.priority = 9
+        update_changed(uow.session, row, deferred=True)
+        savepoint.rollback()
+    assert error_message(engine, case_id) == "before the savepoint"
+    assert task_row(engine, task.id).priority == 0
+
+
+def test_two_deferred_updates_of_one_row_both_apply(engine):
+    case_id = start_application(engine)
+    read = lock_version(engine, case_id)
+    with engine.unit_of_work() as uow:
+        case = uow.session.get(Case, case_id, with_for_update=True)
+        update_changed(uow.session, case, deferred=True, error_message="first")
+        update_changed(uow.session, case, deferred=True, error_element="second")
+    with engine.sessions() as session:
+        stored = session.get(Case, case_id)
+        assert (stored.error_message, stored.error_element) == ("first", "second")
+    assert lock_version(engine, case_id) == read + 2
