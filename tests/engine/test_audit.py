@@ -208,3 +208,27 @@ def test_a_unit_of_work_writing_more_events_than_one_statement_holds_chains_them
     assert result.events_checked == before + count
     written = events(engine, action="bulk_note")
     assert [e.after["n"] for e in written] == list(range(count))
+
+
+def test_events_with_awkward_content_are_stored_as_recorded_and_verify(engine, clock):
+    afters = [
+        {
+            "text": 'quotes " and \\ backslashes',
+            "signs": "✓ é 漢字",
+            "z": {"b": 1, "a": [None, 1.5]},
+        },
+        {"empty": {}, "list": [], "big": 2**53},
+        None,
+    ]
+    with engine.unit_of_work() as uow:
+        for n, after in enumerate(afters):
+            uow.audit.record(
+                clock.now(), "admin", "odd_note", 'a "quoted" ✓\nline', before={"n": n}, after=after
+            )
+
+    result = verify(engine)
+    assert result.ok, result.reason
+    written = events(engine, action="odd_note")
+    assert [e.after for e in written] == afters
+    for event in written:
+        assert event.hash == event_hash(event.prev_hash, _content(event))
