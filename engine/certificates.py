@@ -10,7 +10,7 @@ from __future__ import annotations
 import calendar
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -31,23 +31,28 @@ def add_months(start: date, months: int) -> date:
 
 
 def next_certificate_number(session: Session, scheme_code: str, year: int) -> str:
-    # Create the year's counter if it is missing without racing a concurrent grant for it:
-    # ON CONFLICT DO NOTHING makes the second creator wait and then find the row.
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(
-        insert(CertificateSequence)
-        .values(scheme_code=scheme_code, year=year, next_serial=1)
-        .on_conflict_do_nothing(index_elements=["scheme_code", "year"])
+    """Draw the next serial of the scheme's year in one statement: the year's counter is
+    created at 2 (serial 1 drawn) or moved on by one, its row locked until the commit, so
+    a concurrent grant waits for it and then draws the serial after."""
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    statement = _DRAW_SERIAL_POSTGRESQL if postgresql else _DRAW_SERIAL_SQLITE
+    after = session.execute(statement, {"scheme_code": scheme_code, "year": year}).scalar_one()
+    return f"{scheme_code}-{year}-{after - 1:06d}"
+
+
+def _draw_serial(insert):
+    table = CertificateSequence.__table__
+    statement = insert(table).values(
+        scheme_code=bindparam("scheme_code"), year=bindparam("year"), next_serial=2
     )
-    sequence = session.execute(
-        select(CertificateSequence)
-        .where(CertificateSequence.scheme_code == scheme_code, CertificateSequence.year == year)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
-    serial = sequence.next_serial
-    sequence.next_serial = serial + 1
-    return f"{scheme_code}-{year}-{serial:06d}"
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.scheme_code, table.c.year],
+        set_={"next_serial": table.c.next_serial + 1},
+    ).returning(table.c.next_serial)
+
+
+_DRAW_SERIAL_POSTGRESQL = _draw_serial(postgresql_insert)
+_DRAW_SERIAL_SQLITE = _draw_serial(sqlite_insert)
 
 
 def issue_certificate(
@@ -74,11 +79,11 @@ def issue_certificate(
         expires_on=add_months(effective, scheme.validity_months),
         status="active",
     )
-    session.add(certificate)
-    session.flush()
     from .certificate_lifecycle import schedule
 
     schedule(certificate, scheme, after=effective)
+    session.add(certificate)
+    session.flush()
     session.add(
         CertificateStatusChange(
             certificate_id=certificate.id,

@@ -77,7 +77,9 @@ def notify_person(
     session: Session, now: datetime, person: Person, kind: str, subject: str, body: str, **refs
 ):
     """The person's own account's address when they have one, else the address on record."""
-    account = session.scalars(select(User).where(User.person_id == person.id)).first()
+    account = session.execute(
+        select(User.id, User.email).where(User.person_id == person.id).order_by(User.id)
+    ).first()
     address = (account.email if account is not None else None) or person.email
     return queue(
         session,

@@ -19,8 +19,8 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import inspect, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, inspect, select
+from sqlalchemy.orm import Session, joinedload
 
 from .. import assignment, impartiality
 from ..audit import AuditLog
@@ -142,9 +142,8 @@ class CaseRun:
         """
         created = self._sync_human_tasks()
         self._sync_timers()
-        if self.case.status != "errored" and self.workflow.is_completed():
-            self.case.status = "completed"
-            self.case.ended_at = self.now
+        completed = self.case.status != "errored" and self.workflow.is_completed()
+        if completed:
             invite_after_completion(
                 self.session, self.now, self.audit, self.case, self.settings.base_url
             )
@@ -156,10 +155,16 @@ class CaseRun:
                 case_id=self.case.id,
             )
         state = self.serializer.dump_workflow(self.workflow)
-        if inspect(self.case).persistent:
-            update_changed(self.session, self.case, deferred=True, state=state)
-        else:
+        if not inspect(self.case).persistent:
             self.case.state = state
+            return created
+        # The rows added so far (notifications, bars, timers) are written now, so that the
+        # case's one update, its end included, can wait for the audit events' statement.
+        self.session.flush()
+        if completed:
+            self.case.status = "completed"
+            self.case.ended_at = self.now
+        update_changed(self.session, self.case, deferred=True, state=state)
         return created
 
     def _ready_user_tasks(self) -> dict[str, Task]:
@@ -253,7 +258,7 @@ class CaseRun:
         """Give the task to the user a previous step named (e.g. the assigned examiner),
         unless that user may not take it; then it stays open to every holder of the role."""
         user = (
-            self.session.scalars(select(User).where(User.username == username)).first()
+            self.session.scalars(_USER_WITH_ROLES, {"username": username}).unique().first()
             if isinstance(username, str)
             else None
         )
@@ -328,6 +333,11 @@ class CaseRun:
     def _timer_fired(self, task_uuid: str) -> bool:
         task = self.workflow.get_task_from_id(UUID(task_uuid))
         return task is not None and task.state == TaskState.COMPLETED
+
+
+_USER_WITH_ROLES = (
+    select(User).options(joinedload(User.roles)).where(User.username == bindparam("username"))
+)
 
 
 class LiveWorkflows:
