@@ -105,11 +105,30 @@ SECTION_START = "<!-- bench:engine_throughput:start -->"
 SECTION_END = "<!-- bench:engine_throughput:end -->"
 
 
+class GcClock:
+    """Seconds this process has spent in Python's cyclic garbage collector so far."""
+
+    seconds = 0.0
+    _started = 0.0
+
+    @classmethod
+    def install(cls) -> None:
+        gc.callbacks.append(cls._note)
+
+    @classmethod
+    def _note(cls, phase: str, _info: dict) -> None:
+        if phase == "start":
+            cls._started = time.perf_counter()
+        else:
+            cls.seconds += time.perf_counter() - cls._started
+
+
 @dataclass
 class RepeatResult:
     tasks: int = 0
     completion_seconds: float = 0.0
     loop_seconds: float = 0.0
+    gc_seconds: float = 0.0  # of completion_seconds
     state_bytes: list[int] = field(default_factory=list)
 
     @property
@@ -136,6 +155,9 @@ class VariantResult:
 
     def ms_per_task(self) -> float:
         return 1000.0 / self.median("completion")
+
+    def gc_ms_per_task(self) -> float:
+        return statistics.median(1000.0 * r.gc_seconds / r.tasks for r in self.repeats if r.tasks)
 
     def state_size(self) -> int:
         sizes = [s for r in self.repeats for s in r.state_bytes]
@@ -221,7 +243,7 @@ class RawSpiff:
         workflow.do_engine_steps()
         workflow = self._roundtrip(workflow)
         completed = 0
-        completion_seconds = 0.0
+        completion_seconds = gc_seconds = 0.0
         sizes: list[int] = []
         while True:
             ready = [t.id for t in workflow.get_tasks(state=TaskState.READY, manual=True)]
@@ -232,12 +254,13 @@ class RawSpiff:
                 data = form_data(
                     self.forms, task.task_spec.extensions.get("properties", {}).get("form")
                 )
-                t0 = clock()
+                gc0, t0 = GcClock.seconds, clock()
                 task.data.update(data)
                 task.run()
                 workflow.do_engine_steps()
                 workflow = self._roundtrip(workflow, sizes)
                 completion_seconds += clock() - t0
+                gc_seconds += GcClock.seconds - gc0
                 completed += 1
         loop_seconds = clock() - loop_start
         if (
@@ -253,6 +276,7 @@ class RawSpiff:
             result.completion_seconds += completion_seconds
             result.loop_seconds += loop_seconds
             result.state_bytes.extend(sizes)
+            result.gc_seconds += gc_seconds
         return workflow
 
 
@@ -304,7 +328,7 @@ class CertrailDriver:
         ).case_id
         by_role: dict[str, str] = {"applicant": applicant.username}
         completed = 0
-        completion_seconds = 0.0
+        completion_seconds = gc_seconds = 0.0
         while True:
             ready = eng.ready_tasks(case_id)
             if not ready:
@@ -324,9 +348,10 @@ class CertrailDriver:
                 data = form_data(eng.forms, task.form, examiner)
                 if profiler is not None:
                     profiler.enable()
-                t0 = clock()
+                gc0, t0 = GcClock.seconds, clock()
                 eng.complete(task.id, username, data)
                 completion_seconds += clock() - t0
+                gc_seconds += GcClock.seconds - gc0
                 if profiler is not None:
                     profiler.disable()
                 completed += 1
@@ -337,6 +362,7 @@ class CertrailDriver:
             result.completion_seconds += completion_seconds
             result.loop_seconds += loop_seconds
             result.state_bytes.append(len(eng.case(case_id).state))
+            result.gc_seconds += gc_seconds
         return case_id
 
     def _check(self, case_id: int, completed: int) -> None:
@@ -437,8 +463,10 @@ def _run_certrail(sql, cases: int, warmup: int, live_workflow_capacity: int = 20
     return result
 
 
-# Statements per Engine.complete before the round-trip work, counted the same way.
+# Statements per Engine.complete before the round-trip work, and before the deferred
+# writes and the leaner certificate, notification and assignment paths, counted the same way.
 STATEMENTS_BEFORE = "SQLite 19.3, PostgreSQL 15.5 + 1.0 pool ping"
+STATEMENTS_BEFORE_DEFERRED = "SQLite 14.3, PostgreSQL 12.0"
 
 
 @dataclass
@@ -536,7 +564,8 @@ def statements_line(sqlite: StatementCount, pg: StatementCount | None) -> str:
     splits = [split("SQLite", sqlite)] + ([split("PostgreSQL", pg)] if pg is not None else [])
     return (
         f"- SQL statements per completion ({SPLIT_CASES} cases, counted after the timed runs): "
-        f"{now}; before the round-trip work: {STATEMENTS_BEFORE}.\n"
+        f"{now}; before the deferred writes: {STATEMENTS_BEFORE_DEFERRED}; before the "
+        f"round-trip work: {STATEMENTS_BEFORE}.\n"
         f"- Where a completion's time went in those cases (wall = this process's CPU, user + "
         f"system, + waiting for the database server; raw is all CPU): {'; '.join(splits)}."
     )
@@ -733,6 +762,7 @@ def markdown_section(
         ),
         statements,
         *([round_trips] if round_trips else []),
+        gc_line(variants),
         "- State JSON: raw serializes the whole workflow including its specs; Certrail's",
         "  `StateSerializer` stores the task tree and data only (specs are per model version).",
         "- Certrail writes the case state to the database at every step. It reads it back only",
@@ -742,6 +772,23 @@ def markdown_section(
         SECTION_END,
     ]
     return "\n".join(lines) + "\n"
+
+
+def gc_line(variants: list[VariantResult]) -> str:
+    """How much of each variant's completion time went to Python's cyclic garbage
+    collector: raw restores the whole workflow at every step, and the objects it allocates
+    set off collections that walk everything the process holds."""
+    shares = [
+        f"{v.name} {v.gc_ms_per_task():.2f} ms/task "
+        f"({100 * v.gc_ms_per_task() / v.ms_per_task():.0f} %)"
+        for v in variants
+        if v.repeats
+    ]
+    return (
+        "- Python's cyclic garbage collector during the timed completions (median of the "
+        "repeats; all variants run in one process, so a collection also walks the objects "
+        "the other variants left, imported modules included): " + ", ".join(shares) + "."
+    )
 
 
 def write_results(section: str) -> None:
@@ -815,6 +862,7 @@ def main() -> None:
     if pg_socket is None:
         variants[4].note = "--no-pg" if args.no_pg else f"not reachable at {args.pg_socket_url}"
 
+    GcClock.install()
     # Interleave the variants (raw, sqlite, pg, raw, ...) so drift on the machine hits all alike.
     for rep in range(args.repeats):
         for v in variants:
@@ -849,6 +897,7 @@ def main() -> None:
     )
     print(statements)
     print(round_trips)
+    print(gc_line(variants))
 
     raw, sqlite_v, pg, _cold, _socket = variants
     ratio = sqlite_v.median() / raw.median()
