@@ -155,16 +155,18 @@ class CaseRun:
                 case_id=self.case.id,
             )
         state = self.serializer.dump_workflow(self.workflow)
-        if not inspect(self.case).persistent:
-            self.case.state = state
-            return created
-        # The rows added so far (notifications, bars, timers) are written now, so that the
-        # case's one update, its end included, can wait for the audit events' statement.
-        self.session.flush()
+        persistent = inspect(self.case).persistent
+        if persistent:
+            # The rows added so far (notifications, bars, timers) are written now, so that
+            # the case's one update, its end included, can wait for the audit events.
+            self.session.flush()
         if completed:
             self.case.status = "completed"
             self.case.ended_at = self.now
-        update_changed(self.session, self.case, deferred=True, state=state)
+        if persistent:
+            update_changed(self.session, self.case, deferred=True, state=state)
+        else:
+            self.case.state = state
         return created
 
     def _ready_user_tasks(self) -> dict[str, Task]:

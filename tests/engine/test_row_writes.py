@@ -64,15 +64,26 @@ def test_update_writes_the_changed_columns_and_moves_the_version_on(engine):
         assert session.get(Case, case_id).error_message == "noted"
 
 
-def test_an_update_of_a_row_changed_meanwhile_is_refused(engine):
-    case_id = start_application(engine)
-    task = ready_task(engine, case_id, "submit_application")
+def changed_meanwhile(engine, case_id: int) -> int:
+    """Another unit of work changes the case; the version it had before."""
     read = lock_version(engine, case_id)
     with engine.unit_of_work() as other:
         update_changed(other.session, other.session.get(Case, case_id), error_message="meanwhile")
+    return read
+
+
+def as_first_read(uow, case_id: int, read: int) -> Case:
+    case = uow.session.get(Case, case_id)
+    set_committed_value(case, "lock_version", read)
+    return case
+
+
+def test_an_update_of_a_row_changed_meanwhile_is_refused(engine):
+    case_id = start_application(engine)
+    task = ready_task(engine, case_id, "submit_application")
+    read = changed_meanwhile(engine, case_id)
     with pytest.raises(ConflictError), engine.unit_of_work() as uow:
-        case = uow.session.get(Case, case_id)
-        set_committed_value(case, "lock_version", read)  # as this unit of work first read it
+        case = as_first_read(uow, case_id, read)
         with pytest.raises(StaleDataError):
             update_changed(uow.session, case, error_message="too late")
         raise StaleDataError("the unit of work ends a stale write in a conflict")
@@ -159,12 +170,9 @@ def test_a_completion_sends_its_task_and_case_updates_with_the_chain_head_lock(e
 
 def test_a_stale_deferred_update_is_refused_at_the_latest_at_the_commit(engine):
     case_id = start_application(engine)
-    read = lock_version(engine, case_id)
-    with engine.unit_of_work() as other:
-        update_changed(other.session, other.session.get(Case, case_id), error_message="meanwhile")
+    read = changed_meanwhile(engine, case_id)
     with pytest.raises(ConflictError), engine.unit_of_work() as uow:
-        case = uow.session.get(Case, case_id)
-        set_committed_value(case, "lock_version", read)  # as this unit of work first read it
+        case = as_first_read(uow, case_id, read)
         update_changed(uow.session, case, deferred=True, error_message="too late")
     assert error_message(engine, case_id) == "meanwhile"
     assert lock_version(engine, case_id) == read + 1
