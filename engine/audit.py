@@ -4,6 +4,11 @@ Each event's hash covers the previous event's hash and the event's own content, 
 deleting or reordering any stored event breaks the chain from that point on. Appends are
 ordered by the single `audit_chain_head` row, locked for the rest of the transaction, so
 concurrent writers cannot fork the chain.
+
+On PostgreSQL a process chains its events onto the head it last moved itself and sends them
+in the statement that locks the head, which moves the head only if it is still the expected
+one (one round trip instead of two). When another writer moved it meanwhile, that statement
+has locked it all the same and returned it, and the events are chained again onto it.
 """
 
 from __future__ import annotations
@@ -11,11 +16,24 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import TextClause, bindparam, insert, select, text
+from sqlalchemy import (
+    Engine,
+    Integer,
+    Select,
+    String,
+    TextClause,
+    bindparam,
+    column,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import dialect as postgresql_dialect
 from sqlalchemy.orm import Session
 
 from .models import AuditChainHead, AuditEvent
@@ -72,6 +90,7 @@ class AuditLog:
 
     def __init__(self) -> None:
         self.pending: list[PendingEvent] = []
+        self._moved_head: tuple[Engine, int, str] | None = None
 
     def record(
         self,
@@ -90,12 +109,38 @@ class AuditLog:
         )
 
     def flush(self, session: Session) -> int:
-        """Chain the pending events in after the head and move the head past them: the head
-        row is locked, then one statement writes the events and the new head (two on SQLite,
-        whose single writer holds the database anyway). Returns how many were written."""
+        """Chain the pending events in after the head and move the head past them: on
+        PostgreSQL one statement when the head is where this process last left it, else the
+        head row is locked, then one statement writes the events and the new head (two on
+        SQLite, whose single writer holds the database anyway). Returns how many were
+        written."""
         if not self.pending:
             return 0
-        last_seq, last_hash = _lock_chain_head(session)
+        bind = session.get_bind()
+        expected = _LAST_HEADS.get(bind) if len(self.pending) <= EXPECTED_HEAD_EVENTS else None
+        if expected is not None:
+            session.flush()
+            rows = self._chained(*expected)
+            current = _append_on_expected_head(session, rows, expected)
+            if current != expected:
+                rows = self._chained(*current)
+                _append_events(session, rows)
+        else:
+            rows = self._chained(*_lock_chain_head(session))
+            _append_events(session, rows)
+        self.pending.clear()
+        if bind.dialect.name == "postgresql":
+            self._moved_head = (bind, rows[-1]["seq"], rows[-1]["hash"])
+        return len(rows)
+
+    def committed(self) -> None:
+        """The transaction that wrote the events committed: its head is the one to expect."""
+        if self._moved_head is not None:
+            bind, seq, hash_ = self._moved_head
+            _LAST_HEADS[bind] = (seq, hash_)
+            self._moved_head = None
+
+    def _chained(self, last_seq: int, last_hash: str) -> list[dict[str, Any]]:
         rows = []
         for pending in self.pending:
             last_seq += 1
@@ -113,9 +158,77 @@ class AuditLog:
             }
             row["hash"] = last_hash = event_hash(last_hash, _row_content(row))
             rows.append(row)
-        _append_events(session, rows)
-        self.pending.clear()
-        return len(rows)
+        return rows
+
+
+# The head each PostgreSQL database (engine) had after this process's last committed append.
+# Only a guess: the append checks it in the database, so a stale one costs a statement.
+_LAST_HEADS: weakref.WeakKeyDictionary[Engine, tuple[int, str]] = weakref.WeakKeyDictionary()
+# A unit of work with more events than this locks the head first (its statement is large).
+EXPECTED_HEAD_EVENTS = 20
+
+
+def _append_on_expected_head(
+    session: Session, rows: list[dict[str, Any]], expected: tuple[int, str]
+) -> tuple[int, str]:
+    """Lock the head and, if it is still `expected`, write `rows` and move the head past
+    them, in one statement carrying the deferred writes. Returns the head found: `expected`
+    when the rows were written, else the head another writer left (locked now)."""
+    params = {f"{name}_{n}": value for n, row in enumerate(rows) for name, value in row.items()}
+    params.update(
+        expected_seq=expected[0],
+        expected_hash=expected[1],
+        head_seq=rows[-1]["seq"],
+        head_hash=rows[-1]["hash"],
+    )
+    found = execute_with_deferred(
+        session.connection(), _append_on_expected_head_statement(len(rows)), params
+    )
+    if (found.last_seq, found.last_hash) == (rows[-1]["seq"], rows[-1]["hash"]):
+        return expected
+    return found.last_seq, found.last_hash
+
+
+@functools.lru_cache(maxsize=EXPECTED_HEAD_EVENTS)
+def _append_on_expected_head_statement(count: int) -> Select:
+    """The statement of `_append_on_expected_head` for `count` events. The UPDATE locks the
+    head whether it matches or not, and returns it; the events are inserted only when it
+    moved to their last one."""
+    table = AuditEvent.__table__
+    still_expected = "last_seq = :expected_seq AND last_hash = :expected_hash"
+    moved_head = text(
+        f"UPDATE audit_chain_head SET "
+        f"last_seq = CASE WHEN {still_expected} THEN :head_seq ELSE last_seq END, "
+        f"last_hash = CASE WHEN {still_expected} THEN :head_hash ELSE last_hash END "
+        f"WHERE id = 1 RETURNING last_seq, last_hash"
+    ).columns(column("last_seq", Integer), column("last_hash", String))
+    typed = _typed_event_params(count)
+    dialect = postgresql_dialect()
+
+    def value(name: str, n: int) -> str:
+        # Typed parameters are cast by SQLAlchemy; in a VALUES list the others need it too.
+        if name in TYPED_EVENT_COLUMNS:
+            return f":{name}_{n}"
+        return f"CAST(:{name}_{n} AS {table.c[name].type.compile(dialect=dialect)})"
+
+    rows = ", ".join(
+        "(" + ", ".join(value(name, n) for name in EVENT_COLUMNS) + ")" for n in range(count)
+    )
+    written = (
+        text(
+            f"INSERT INTO audit_events ({', '.join(EVENT_COLUMNS)}) "
+            f"SELECT * FROM (VALUES {rows}) AS chained ({', '.join(EVENT_COLUMNS)}) "
+            f"WHERE EXISTS (SELECT 1 FROM moved_head "
+            f"WHERE last_seq = :head_seq AND last_hash = :head_hash)"
+        )
+        .bindparams(*typed)
+        .columns()
+    )
+    moved = moved_head.cte("moved_head")
+    return select(
+        select(moved.c.last_seq).scalar_subquery().label("last_seq"),
+        select(moved.c.last_hash).scalar_subquery().label("last_hash"),
+    ).add_cte(moved, written.cte("written_events"))
 
 
 def _lock_chain_head(session: Session) -> tuple[int, str]:
@@ -162,7 +275,6 @@ def _append_statements(count: int, postgresql: bool) -> tuple[TextClause, ...]:
     """The statements writing `count` events and moving the head: one on PostgreSQL (a
     data-modifying WITH), two elsewhere. Written as text, built once per count, so that
     SQLAlchemy compiles each once (it does not cache a multi-row VALUES construct)."""
-    table = AuditEvent.__table__
     move_head = (
         "UPDATE audit_chain_head SET last_seq = :head_seq, last_hash = :head_hash WHERE id = 1"
     )
@@ -170,14 +282,23 @@ def _append_statements(count: int, postgresql: bool) -> tuple[TextClause, ...]:
         "(" + ", ".join(f":{name}_{n}" for name in EVENT_COLUMNS) + ")" for n in range(count)
     )
     write_events = f"INSERT INTO audit_events ({', '.join(EVENT_COLUMNS)}) VALUES {rows}"
-    typed = [
-        bindparam(f"{name}_{n}", type_=table.c[name].type)
-        for n in range(count)
-        for name in ("at", "before", "after")
-    ]
+    typed = _typed_event_params(count)
     if postgresql:
         return (text(f"WITH moved_head AS ({move_head}) {write_events}").bindparams(*typed),)
     return text(move_head), text(write_events).bindparams(*typed)
+
+
+def _typed_event_params(count: int) -> list:
+    """The event parameters whose Python values need their column type's processing."""
+    table = AuditEvent.__table__
+    return [
+        bindparam(f"{name}_{n}", type_=table.c[name].type)
+        for n in range(count)
+        for name in TYPED_EVENT_COLUMNS
+    ]
+
+
+TYPED_EVENT_COLUMNS = ("at", "before", "after")
 
 
 @dataclass

@@ -131,17 +131,20 @@ def flush_deferred(connection: Connection) -> None:
             raise _stale(write.table, write.row_id)
 
 
-def execute_with_deferred(connection: Connection, statement: Select) -> Row | None:
+def execute_with_deferred(
+    connection: Connection, statement: Select, params: dict[str, Any] | None = None
+) -> Row | None:
     """The first row of `statement` (a SELECT), run in one statement together with the
     connection's deferred writes, each a data-modifying WITH whose row count is checked
     (the counts follow the statement's own columns in the row)."""
     pending = connection.info.pop(_PENDING, None) or []
     if not pending:
-        return connection.execute(statement).first()
+        return connection.execute(statement, params).first()
     keys = tuple((w.table, w.columns, w.version_key) for w in pending)
-    params = {
-        f"w{n}_{name}": value for n, w in enumerate(pending) for name, value in w.params.items()
-    }
+    params = dict(params or {})
+    params.update(
+        (f"w{n}_{name}", value) for n, w in enumerate(pending) for name, value in w.params.items()
+    )
     row = connection.execute(_carrying(statement, keys), params).first()
     if row is None:
         raise LookupError("the statement carrying the deferred writes returned no row")

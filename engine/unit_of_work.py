@@ -53,6 +53,7 @@ class UnitOfWork:
                 try:
                     self.audit.flush(self.session)
                     self.session.commit()
+                    self.audit.committed()
                     for callback in self._after_commit:
                         callback()
                 except (StaleDataError, IntegrityError):

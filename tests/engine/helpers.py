@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from engine import Engine
 from engine.audit import VerifyResult, verify_chain
@@ -198,3 +198,15 @@ def cases_waiting_for_completeness_check(engine: Engine, count: int, tag: str) -
         [check] = engine.ready_tasks(case_id)
         ready.append({"id": check.id, "data": form_data(engine, check.form)})
     return ready
+
+
+def same_database_url(kind: str, sql) -> str:
+    """The URL another process or engine uses to reach the same database (the PostgreSQL
+    test schema travels as the connection's search_path)."""
+    from tests.conftest import PG_URL
+
+    if kind == "sqlite":
+        return sql.url.render_as_string(hide_password=False)
+    with sql.connect() as conn:
+        schema = conn.execute(text("select current_schema()")).scalar_one()
+    return f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"

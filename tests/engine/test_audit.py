@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from itertools import pairwise
 
 import pytest
 from sqlalchemy import text
 
-from engine import PermissionDenied
+from engine import Engine, PermissionDenied
 from engine.audit import EVENTS_PER_STATEMENT, _content, event_hash
+from engine.db import make_engine
 from tests.engine.helpers import (
     DEFAULT_PERFORMERS,
     do,
@@ -17,9 +19,11 @@ from tests.engine.helpers import (
     events,
     form_data,
     ready_task,
+    same_database_url,
     start_application,
     verify,
 )
+from tests.engine.test_row_writes import StatementLog
 
 
 @pytest.fixture
@@ -232,3 +236,41 @@ def test_events_with_awkward_content_are_stored_as_recorded_and_verify(engine, c
     assert [e.after for e in written] == afters
     for event in written:
         assert event.hash == event_hash(event.prev_hash, _content(event))
+
+
+def note(engine: Engine, text: str) -> None:
+    with engine.unit_of_work() as uow:
+        uow.audit.record(uow.now, "admin", "interleaved_note", text, after={"text": text})
+
+
+def test_two_engines_appending_in_turn_chain_onto_each_others_events(database, engine, clock):
+    """Each engine (a worker process) expects the head where it last left it; when the other
+    moved it meanwhile, its events still follow the other's, and on PostgreSQL that costs
+    one statement more than an append onto the expected head."""
+    kind, sql = database
+    other_sql = make_engine(same_database_url(kind, sql))
+    writers = {"engine": engine, "other": Engine(sql_engine=other_sql, clock=clock)}
+    logs = {"engine": StatementLog(sql), "other": StatementLog(other_sql)}
+    order = ["engine", "engine", "engine", "other", "engine", "other", "other", "engine"]
+    head_statements = []
+    try:
+        for n, writer in enumerate(order):
+            log = logs[writer]
+            log.statements.clear()
+            log.recording = True
+            note(writers[writer], f"{n} by {writer}")
+            log.recording = False
+            head_statements.append(len([s for s in log.statements if "audit_chain_head" in s]))
+    finally:
+        other_sql.dispose()
+
+    result = verify(engine)
+    assert result.ok, result.reason
+    written = events(engine, action="interleaved_note")
+    assert [e.message for e in written] == [f"{n} by {w}" for n, w in enumerate(order)]
+    assert all(b.prev_hash == a.hash and b.seq == a.seq + 1 for a, b in pairwise(written))
+    if kind == "postgresql":
+        # Each engine's first append finds no head of its own and locks it first; then
+        # engine appends onto its own head twice, other onto engine's (a miss), engine
+        # onto other's (a miss), other onto engine's (a miss) and its own, engine onto other's.
+        assert head_statements == [2, 1, 1, 2, 2, 2, 1, 2]

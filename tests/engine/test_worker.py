@@ -22,7 +22,8 @@ from engine import Engine
 from engine.clock import FixedClock
 from engine.models import AuditEvent, Base, Case, HumanTask, Timer
 from engine.scheduler import JOBS
-from tests.conftest import PG_URL, START
+from tests.conftest import START
+from tests.engine.helpers import same_database_url
 from tests.engine.test_timers import WAITING_MODEL
 
 pytestmark = pytest.mark.serial
@@ -40,16 +41,6 @@ def run(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         certrail_cmd(url, *args), cwd=ROOT, capture_output=True, text=True, timeout=120
     )
-
-
-def subprocess_url(kind: str, sql) -> str:
-    """The URL another process uses to reach the same database (the PostgreSQL test schema
-    travels as the connection's search_path)."""
-    if kind == "sqlite":
-        return sql.url.render_as_string(hide_password=False)
-    with sql.connect() as conn:
-        schema = conn.execute(text("select current_schema()")).scalar_one()
-    return f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
 
 
 def waiting_cases(database, tmp_path, count: int, started: datetime) -> tuple[Engine, list[int]]:
@@ -93,7 +84,7 @@ def fired_so_far(kind: str, sql) -> int:
 def test_run_once_fires_a_30_day_timer_only_when_now_is_past_it(database, tmp_path):
     kind, sql = database
     engine, [case_id] = waiting_cases(database, tmp_path, 1, START)
-    url = subprocess_url(kind, sql)
+    url = same_database_url(kind, sql)
 
     early = run(url, "jobs", "run-once", "--now", (START + timedelta(days=29)).isoformat())
     assert early.returncode == 0, early.stderr
@@ -182,7 +173,7 @@ def test_four_racing_worker_processes_fire_5000_timers_each_exactly_once(databas
     total = 5000
     engine, [seed] = waiting_cases(database, tmp_path, 1, START)
     case_ids = [seed, *clone_waiting_cases(engine, seed, total - 1)]
-    url = subprocess_url(kind, sql)
+    url = same_database_url(kind, sql)
     now = (START + timedelta(days=31)).isoformat()
 
     fired_by = [jobs["fire_due_timers"] for jobs in race_run_once(url, now, tmp_path)]
@@ -207,7 +198,7 @@ def test_worker_killed_mid_batch_loses_nothing_and_fires_nothing_twice(database,
     total = 300
     engine, [seed] = waiting_cases(database, tmp_path, 1, LONG_AGO)
     case_ids = [seed, *clone_waiting_cases(engine, seed, total - 1)]
-    url = subprocess_url(kind, sql)
+    url = same_database_url(kind, sql)
 
     worker = subprocess.Popen(
         certrail_cmd(url, "worker", "--interval", "60"),
@@ -315,7 +306,7 @@ def test_racing_workers_start_each_due_surveillance_exactly_once(database, tmp_p
                     recertification_opens_on=date(2026, 12, 1),
                 )
             )
-    url = subprocess_url(kind, sql)
+    url = same_database_url(kind, sql)
     started_by = [
         jobs["start_due_surveillance"] for jobs in race_run_once(url, START.isoformat(), tmp_path)
     ]
