@@ -49,8 +49,10 @@ def refusals(
     *,
     session: Session | None = None,
     now: datetime | None = None,
+    known: Any = None,
 ) -> list[Refusal]:
-    """Every reason `user` may not work on `task` now: role, reservation, impartiality."""
+    """Every reason `user` may not work on `task` now: role, reservation, impartiality
+    (`known`: the user's `impartiality.UserFacts` for this case, when already read)."""
     from . import impartiality
 
     found: list[Refusal] = []
@@ -69,7 +71,7 @@ def refusals(
         )
     session = session or object_session(task)
     if session is not None:
-        for bar in impartiality.evaluate(session, user, task, case, now or _utcnow()):
+        for bar in impartiality.evaluate(session, user, task, case, now or _utcnow(), known):
             found.append(Refusal(bar.rule, bar.reason, bar.facts))
     return found
 

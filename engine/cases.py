@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import Date, bindparam, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from . import assignment, impartiality
@@ -261,12 +261,14 @@ def open_task_in_case(uow: UnitOfWork, task_id: int) -> tuple[HumanTask, Case, l
 
 def open_task_for_user(
     uow: UnitOfWork, task_id: int, username: str
-) -> tuple[User, HumanTask, Case, list[HumanTask]]:
-    """`open_task_in_case` for `username`, whose row (with roles) comes in the same
-    statement as the locked case. An unknown user is refused before an unknown task."""
+) -> tuple[User, impartiality.UserFacts, HumanTask, Case, list[HumanTask]]:
+    """`open_task_in_case` for `username`, whose row (with roles) and impartiality facts for
+    the case come in the same statement as the locked case. An unknown user is refused
+    before an unknown task."""
     found = (
         uow.session.execute(
-            _CASE_OF_TASK_LOCKED_WITH_USER, {"task_id": task_id, "username": username}
+            _CASE_OF_TASK_LOCKED_WITH_USER,
+            {"task_id": task_id, "username": username, "today": uow.now.date()},
         )
         .unique()
         .first()
@@ -274,8 +276,8 @@ def open_task_for_user(
     if found is None:
         find_user(uow, username)  # raises when it is the user that is unknown
         raise NotFoundError(f"task {task_id} does not exist")
-    case, user = found
-    return (user, *_task_and_open_tasks(uow, task_id, case))
+    case, user, *facts = found
+    return (user, impartiality.user_facts(*facts), *_task_and_open_tasks(uow, task_id, case))
 
 
 def _task_and_open_tasks(
@@ -302,7 +304,11 @@ _CASE_OF_TASK_LOCKED = (
     .execution_options(populate_existing=True)
 )
 _CASE_OF_TASK_LOCKED_WITH_USER = (
-    select(Case, User)
+    select(
+        Case,
+        User,
+        *impartiality.user_facts_columns(User.id, Case.person_id, bindparam("today", type_=Date)),
+    )
     .join(User, User.username == bindparam("username"))
     .options(joinedload(User.roles))
     .where(
@@ -357,9 +363,17 @@ class Refused(PermissionDenied):
         return [r for r in self.refusals if r.rule.startswith("SOD-")]
 
 
-def _refuse_if_barred(uow: UnitOfWork, user: User, task: HumanTask, case: Case, point: str) -> None:
-    """Check every rule at `point` (claim, assign, complete); record the impartiality check."""
-    found = assignment.refusals(user, task, case, session=uow.session, now=uow.now)
+def _refuse_if_barred(
+    uow: UnitOfWork,
+    user: User,
+    task: HumanTask,
+    case: Case,
+    point: str,
+    facts: impartiality.UserFacts | None = None,
+) -> None:
+    """Check every rule at `point` (claim, assign, complete); record the impartiality check.
+    `facts`: the user's impartiality facts for the case, when read with the case."""
+    found = assignment.refusals(user, task, case, session=uow.session, now=uow.now, known=facts)
     if found:
         raise Refused(found, user, task, point)
     checked = impartiality.rules.rules_of(task, impartiality.current_policy())
@@ -486,8 +500,8 @@ def complete_task_as(
     engine: Engine, uow: UnitOfWork, task_id: int, username: str, data: dict[str, Any]
 ) -> HumanTask:
     """`complete_task` for a user known by name, read with the case (one statement less)."""
-    user, task, case, open_tasks = open_task_for_user(uow, task_id, username)
-    return _complete(engine, uow, user, task, case, open_tasks, data)
+    user, facts, task, case, open_tasks = open_task_for_user(uow, task_id, username)
+    return _complete(engine, uow, user, task, case, open_tasks, data, facts)
 
 
 def _complete(
@@ -498,6 +512,7 @@ def _complete(
     case: Case,
     open_tasks: list[HumanTask],
     data: dict[str, Any],
+    facts: impartiality.UserFacts | None = None,
 ) -> HumanTask:
     _ensure_open(uow, task, case)
     if task.assignee_id is not None and task.assignee_id != user.id:
@@ -505,7 +520,7 @@ def _complete(
         raise PermissionDenied(
             f"this task is claimed by {holder.display_name if holder else 'someone else'}"
         )
-    _refuse_if_barred(uow, user, task, case, "completion")
+    _refuse_if_barred(uow, user, task, case, "completion", facts)
     if task.form:
         form = engine.task_form(task, uow.session)
         if form is None:

@@ -3,7 +3,17 @@ auto-assignment, and explanations. Enforced at three points: candidate lists (SQ
 claim and assignment, and completion (re-checked in the same transaction)."""
 
 from .policy import Policy, current_policy, load_policy
-from .rules import CLAUSES, Bar, claimable_criteria, evaluate, performer_bars, store_bars
+from .rules import (
+    CLAUSES,
+    Bar,
+    UserFacts,
+    claimable_criteria,
+    evaluate,
+    performer_bars,
+    store_bars,
+    user_facts,
+    user_facts_columns,
+)
 
 __all__ = [
     "CLAUSES",
@@ -15,4 +25,7 @@ __all__ = [
     "load_policy",
     "performer_bars",
     "store_bars",
+    "user_facts",
+    "user_facts_columns",
+    "UserFacts",
 ]

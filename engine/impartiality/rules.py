@@ -65,6 +65,60 @@ class Bar:
     facts: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class KnownCommitment:
+    id: int
+    day: date  # its expiry, as in `_commitments_and_conflicts`
+
+
+@dataclass(frozen=True)
+class UserFacts:
+    """What the rules need to know of one user for one case, read ahead with the user (see
+    `user_facts_columns`): the user's latest commitment, if any, and how many current
+    conflicts of interest the user declared with the case's person."""
+
+    commitment: KnownCommitment | None
+    conflicts_with_person: int
+
+
+def user_facts_columns(user_id, person_id, today) -> tuple[Any, ...]:
+    """Columns that give `UserFacts` for the user and person columns `user_id` and
+    `person_id` of another statement, on the date `today` (a bound parameter): the lock
+    of a task's case reads them with the completing user, which spares a statement."""
+    latest = (
+        select(Commitment.id, Commitment.expires_on)
+        .where(Commitment.user_id == user_id)
+        .order_by(Commitment.signed_on.desc(), Commitment.id.desc())
+        .limit(1)
+    )
+    conflicts = select(func.count()).where(
+        ConflictOfInterest.staff_user_id == user_id,
+        ConflictOfInterest.person_id == person_id,
+        *_current_conflict(today),
+    )
+    return (
+        latest.with_only_columns(Commitment.id).scalar_subquery().label("commitment_id"),
+        latest.with_only_columns(Commitment.expires_on)
+        .scalar_subquery()
+        .label("commitment_expires_on"),
+        conflicts.scalar_subquery().label("conflicts_with_person"),
+    )
+
+
+def user_facts(commitment_id: int | None, expires_on: date | None, conflicts: int) -> UserFacts:
+    """`UserFacts` from the values of `user_facts_columns`."""
+    known = KnownCommitment(commitment_id, expires_on) if commitment_id is not None else None
+    return UserFacts(known, conflicts)
+
+
+def _current_conflict(today) -> tuple[Any, ...]:
+    return (
+        ConflictOfInterest.ended_at.is_(None),
+        ConflictOfInterest.valid_from <= today,
+        or_(ConflictOfInterest.valid_until.is_(None), ConflictOfInterest.valid_until >= today),
+    )
+
+
 def _split(value: str | None) -> tuple[str, ...]:
     return tuple(p.strip() for p in (value or "").split(",") if p.strip())
 
@@ -225,16 +279,30 @@ def audit_bars(session: Session, case: Case, user_id: int | None = None) -> dict
     return bars
 
 
-def evaluate(session: Session, user: User, task: HumanTask, case: Case, now: datetime) -> list[Bar]:
-    """Every impartiality rule that bars `user` from `task` now (empty: allowed)."""
-    return bars_for_users(session, [user], task, case, now)[user.id]
+def evaluate(
+    session: Session,
+    user: User,
+    task: HumanTask,
+    case: Case,
+    now: datetime,
+    known: UserFacts | None = None,
+) -> list[Bar]:
+    """Every impartiality rule that bars `user` from `task` now (empty: allowed); `known`:
+    the user's facts for this case, already read (see `user_facts_columns`)."""
+    return bars_for_users(session, [user], task, case, now, known)[user.id]
 
 
 def bars_for_users(
-    session: Session, users: list[User], task: HumanTask, case: Case, now: datetime
+    session: Session,
+    users: list[User],
+    task: HumanTask,
+    case: Case,
+    now: datetime,
+    known: UserFacts | None = None,
 ) -> dict[int, list[Bar]]:
     """The impartiality bars of each of `users` for `task`, from a handful of set queries
-    (so a manager's view or auto-assignment over hundreds of staff stays fast)."""
+    (so a manager's view or auto-assignment over hundreds of staff stays fast). `known`
+    (one user only): that user's facts for this case, already read."""
     policy = current_policy()
     rules = rules_of(task, policy)
     result: dict[int, list[Bar]] = {user.id: [] for user in users}
@@ -242,13 +310,18 @@ def bars_for_users(
         return result
     ids = list(result)
     today = now.date()
-    commitments, conflicts = _commitments_and_conflicts(
-        session,
-        ids,
-        case.person_id if "SOD-COI" in rules else None,
-        today,
-        with_commitments="SOD-COMMIT" in rules,
-    )
+    person_id = case.person_id if "SOD-COI" in rules else None
+    if (
+        known is not None
+        and len(ids) == 1
+        and (person_id is None or not known.conflicts_with_person)
+    ):
+        commitments = {ids[0]: known.commitment} if known.commitment is not None else {}
+        conflicts: list[Any] = []
+    else:
+        commitments, conflicts = _commitments_and_conflicts(
+            session, ids, person_id, today, with_commitments="SOD-COMMIT" in rules
+        )
     if "SOD-COMMIT" in rules:
         for user_id in ids:
             signed = commitments.get(user_id)
@@ -359,12 +432,7 @@ def _commitments_and_conflicts_query(with_commitments: bool, with_conflicts: boo
                 ConflictOfInterest.relationship.label("relationship"),
             ).where(
                 user_in(ConflictOfInterest.staff_user_id),
-                ConflictOfInterest.ended_at.is_(None),
-                ConflictOfInterest.valid_from <= today,
-                or_(
-                    ConflictOfInterest.valid_until.is_(None),
-                    ConflictOfInterest.valid_until >= today,
-                ),
+                *_current_conflict(today),
                 ConflictOfInterest.person_id == bindparam("person_id", type_=Integer),
             )
         )
@@ -395,10 +463,7 @@ def _ids_as_array(session: Session | None, ids: list[int]) -> bool:
 
 def _active_conflicts_of(user_ids: list[int], today, session: Session | None = None):
     return select(ConflictOfInterest).where(
-        id_in(session, ConflictOfInterest.staff_user_id, user_ids),
-        ConflictOfInterest.ended_at.is_(None),
-        ConflictOfInterest.valid_from <= today,
-        or_(ConflictOfInterest.valid_until.is_(None), ConflictOfInterest.valid_until >= today),
+        id_in(session, ConflictOfInterest.staff_user_id, user_ids), *_current_conflict(today)
     )
 
 

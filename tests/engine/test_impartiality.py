@@ -164,6 +164,35 @@ def test_expired_commitment_blocks_all_task_work(engine, clock):
     assert available_task_ids(engine, "clerk") == set()
 
 
+def test_facts_read_with_the_locked_case_bar_exactly_as_the_rules_own_query(engine, clock):
+    """A completion reads the user's commitment and conflicts with the case's lock; the bars
+    must be those the rules find by their own query, for every kind of user."""
+    from engine.cases import open_task_for_user
+    from engine.impartiality import evaluate
+
+    task = decision_task(engine)
+    declare(engine, "decider", person_of(engine, "alice"), "relative")
+    declare(engine, "decider2", person_of(engine, "bob"))
+    ended = declare(engine, "examiner_decider", person_of(engine, "alice"))
+    with engine.unit_of_work() as uow:
+        end_conflict(
+            uow, uow.session.scalars(select(User).filter_by(username="manager")).one(), ended
+        )
+        newcomer = User(username="newcomer", display_name="New Comer", created_at=uow.now)
+        newcomer.roles = [UserRole(role="decision_maker")]
+        uow.session.add(newcomer)
+    seen = set()
+    for later in (timedelta(0), timedelta(days=400)):
+        clock.set(clock.now() + later)
+        for username in ("decider", "decider2", "examiner_decider", "newcomer", "examiner2"):
+            with engine.unit_of_work() as uow:
+                user, facts, t, case, _open = open_task_for_user(uow, task.id, username)
+                read_ahead = evaluate(uow.session, user, t, case, uow.now, facts)
+                assert read_ahead == evaluate(uow.session, user, t, case, uow.now), username
+                seen |= {bar.rule for bar in read_ahead}
+    assert {"SOD-COI", "SOD-COMMIT", "SOD-DECIDE"} <= seen
+
+
 def test_staff_member_who_never_signed_is_blocked_until_signing(engine):
     from engine.impartiality.register import sign_commitment
 
