@@ -33,7 +33,6 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects.postgresql import dialect as postgresql_dialect
 from sqlalchemy.orm import Session
 
 from .models import AuditChainHead, AuditEvent
@@ -58,6 +57,9 @@ CONTENT_FIELDS = (
     "after",
     "message",
 )
+
+
+EVENT_COLUMNS = (*CONTENT_FIELDS, "prev_hash", "hash")
 
 
 def _content(event: AuditEvent) -> dict[str, Any]:
@@ -117,7 +119,7 @@ class AuditLog:
         if not self.pending:
             return 0
         bind = session.get_bind()
-        expected = _LAST_HEADS.get(bind) if len(self.pending) <= EXPECTED_HEAD_EVENTS else None
+        expected = _LAST_HEADS.get(bind) if len(self.pending) <= EVENTS_PER_STATEMENT else None
         if expected is not None:
             session.flush()
             rows = self._chained(*expected)
@@ -164,8 +166,6 @@ class AuditLog:
 # The head each PostgreSQL database (engine) had after this process's last committed append.
 # Only a guess: the append checks it in the database, so a stale one costs a statement.
 _LAST_HEADS: weakref.WeakKeyDictionary[Engine, tuple[int, str]] = weakref.WeakKeyDictionary()
-# A unit of work with more events than this locks the head first (its statement is large).
-EXPECTED_HEAD_EVENTS = 20
 
 
 def _append_on_expected_head(
@@ -174,61 +174,60 @@ def _append_on_expected_head(
     """Lock the head and, if it is still `expected`, write `rows` and move the head past
     them, in one statement carrying the deferred writes. Returns the head found: `expected`
     when the rows were written, else the head another writer left (locked now)."""
-    params = {f"{name}_{n}": value for n, row in enumerate(rows) for name, value in row.items()}
-    params.update(
-        expected_seq=expected[0],
-        expected_hash=expected[1],
-        head_seq=rows[-1]["seq"],
-        head_hash=rows[-1]["hash"],
-    )
-    found = execute_with_deferred(
-        session.connection(), _append_on_expected_head_statement(len(rows)), params
-    )
+    params = {
+        "events": _events_json(rows),
+        "expected_seq": expected[0],
+        "expected_hash": expected[1],
+        "head_seq": rows[-1]["seq"],
+        "head_hash": rows[-1]["hash"],
+    }
+    found = execute_with_deferred(session.connection(), _APPEND_ON_EXPECTED_HEAD, params)
     if (found.last_seq, found.last_hash) == (rows[-1]["seq"], rows[-1]["hash"]):
         return expected
     return found.last_seq, found.last_hash
 
 
-@functools.lru_cache(maxsize=EXPECTED_HEAD_EVENTS)
-def _append_on_expected_head_statement(count: int) -> Select:
-    """The statement of `_append_on_expected_head` for `count` events. The UPDATE locks the
-    head whether it matches or not, and returns it; the events are inserted only when it
-    moved to their last one."""
-    table = AuditEvent.__table__
+def _events_json(rows: list[dict[str, Any]]) -> str:
+    """The events as one JSON array, the form PostgreSQL's statements take them in: one
+    parameter, so the statement's text is the same for any number of events."""
+    return json.dumps([{**row, "at": row["at"].isoformat()} for row in rows])
+
+
+# PostgreSQL: the events of the `events` parameter, as rows of the table.
+_EVENT_ROWS = (
+    f"INSERT INTO audit_events ({', '.join(EVENT_COLUMNS)}) "
+    f"SELECT {', '.join(EVENT_COLUMNS)} "
+    f"FROM json_populate_recordset(CAST(NULL AS audit_events), CAST(:events AS JSON))"
+)
+
+
+def _append_on_expected_head_statement() -> Select:
+    """The statement of `_append_on_expected_head`. The UPDATE locks the head whether it
+    matches or not, and returns it; the events are inserted only when it moved to their
+    last one."""
     still_expected = "last_seq = :expected_seq AND last_hash = :expected_hash"
-    moved_head = text(
-        f"UPDATE audit_chain_head SET "
-        f"last_seq = CASE WHEN {still_expected} THEN :head_seq ELSE last_seq END, "
-        f"last_hash = CASE WHEN {still_expected} THEN :head_hash ELSE last_hash END "
-        f"WHERE id = 1 RETURNING last_seq, last_hash"
-    ).columns(column("last_seq", Integer), column("last_hash", String))
-    typed = _typed_event_params(count)
-    dialect = postgresql_dialect()
-
-    def value(name: str, n: int) -> str:
-        # Typed parameters are cast by SQLAlchemy; in a VALUES list the others need it too.
-        if name in TYPED_EVENT_COLUMNS:
-            return f":{name}_{n}"
-        return f"CAST(:{name}_{n} AS {table.c[name].type.compile(dialect=dialect)})"
-
-    rows = ", ".join(
-        "(" + ", ".join(value(name, n) for name in EVENT_COLUMNS) + ")" for n in range(count)
+    moved = (
+        text(
+            f"UPDATE audit_chain_head SET "
+            f"last_seq = CASE WHEN {still_expected} THEN :head_seq ELSE last_seq END, "
+            f"last_hash = CASE WHEN {still_expected} THEN :head_hash ELSE last_hash END "
+            f"WHERE id = 1 RETURNING last_seq, last_hash"
+        )
+        .columns(column("last_seq", Integer), column("last_hash", String))
+        .cte("moved_head")
     )
     written = (
         text(
-            f"INSERT INTO audit_events ({', '.join(EVENT_COLUMNS)}) "
-            f"SELECT * FROM (VALUES {rows}) AS chained ({', '.join(EVENT_COLUMNS)}) "
-            f"WHERE EXISTS (SELECT 1 FROM moved_head "
+            f"{_EVENT_ROWS} WHERE EXISTS (SELECT 1 FROM moved_head "
             f"WHERE last_seq = :head_seq AND last_hash = :head_hash)"
         )
-        .bindparams(*typed)
         .columns()
+        .cte("written_events")
     )
-    moved = moved_head.cte("moved_head")
     return select(
         select(moved.c.last_seq).scalar_subquery().label("last_seq"),
         select(moved.c.last_hash).scalar_subquery().label("last_hash"),
-    ).add_cte(moved, written.cte("written_events"))
+    ).add_cte(moved, written)
 
 
 def _lock_chain_head(session: Session) -> tuple[int, str]:
@@ -253,39 +252,39 @@ _LOCKED_HEAD = (
 
 
 def _append_events(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Write the events, at most EVENTS_PER_STATEMENT a statement (the drivers cap the
+    """Write the events, at most EVENTS_PER_STATEMENT a statement (SQLite caps the
     parameters of one), each statement moving the head to its last event."""
     postgresql = session.get_bind().dialect.name == "postgresql"
     for start in range(0, len(rows), EVENTS_PER_STATEMENT):
         batch = rows[start : start + EVENTS_PER_STATEMENT]
+        head = {"head_seq": batch[-1]["seq"], "head_hash": batch[-1]["hash"]}
+        if postgresql:
+            session.execute(_APPEND_POSTGRESQL, {"events": _events_json(batch), **head})
+            continue
         params = {
             f"{name}_{n}": value for n, row in enumerate(batch) for name, value in row.items()
         }
-        params.update(head_seq=batch[-1]["seq"], head_hash=batch[-1]["hash"])
-        for statement in _append_statements(len(batch), postgresql):
-            session.execute(statement, params)
+        for statement in _append_statements_sqlite(len(batch)):
+            session.execute(statement, {**params, **head})
 
 
 EVENTS_PER_STATEMENT = 500
-EVENT_COLUMNS = (*CONTENT_FIELDS, "prev_hash", "hash")
+_MOVE_HEAD = "UPDATE audit_chain_head SET last_seq = :head_seq, last_hash = :head_hash WHERE id = 1"
+# One statement: a data-modifying WITH.
+_APPEND_POSTGRESQL = text(f"WITH moved_head AS ({_MOVE_HEAD}) {_EVENT_ROWS}")
+_APPEND_ON_EXPECTED_HEAD = _append_on_expected_head_statement()
 
 
 @functools.lru_cache(maxsize=64)
-def _append_statements(count: int, postgresql: bool) -> tuple[TextClause, ...]:
-    """The statements writing `count` events and moving the head: one on PostgreSQL (a
-    data-modifying WITH), two elsewhere. Written as text, built once per count, so that
-    SQLAlchemy compiles each once (it does not cache a multi-row VALUES construct)."""
-    move_head = (
-        "UPDATE audit_chain_head SET last_seq = :head_seq, last_hash = :head_hash WHERE id = 1"
-    )
+def _append_statements_sqlite(count: int) -> tuple[TextClause, ...]:
+    """The two statements writing `count` events and moving the head on SQLite. Written as
+    text, built once per count, so that SQLAlchemy compiles each once (it does not cache a
+    multi-row VALUES construct)."""
     rows = ", ".join(
         "(" + ", ".join(f":{name}_{n}" for name in EVENT_COLUMNS) + ")" for n in range(count)
     )
     write_events = f"INSERT INTO audit_events ({', '.join(EVENT_COLUMNS)}) VALUES {rows}"
-    typed = _typed_event_params(count)
-    if postgresql:
-        return (text(f"WITH moved_head AS ({move_head}) {write_events}").bindparams(*typed),)
-    return text(move_head), text(write_events).bindparams(*typed)
+    return text(_MOVE_HEAD), text(write_events).bindparams(*_typed_event_params(count))
 
 
 def _typed_event_params(count: int) -> list:

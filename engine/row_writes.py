@@ -39,6 +39,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.expression import Insert, TableClause, TextClause, TextualSelect
 
 from .models import Base
 
@@ -160,8 +162,12 @@ def defer_writes_on(engine: Engine) -> None:
     that might read them, before a savepoint and before the commit; a rollback drops them."""
 
     @event.listens_for(engine, "before_execute")
-    def _send_pending_first(connection, _statement, _multiparams, _params, options):
-        if _has_pending(connection) and not options.get(INDEPENDENT_OF_DEFERRED):
+    def _send_pending_first(connection, statement, _multiparams, _params, options):
+        if (
+            _has_pending(connection)
+            and not options.get(INDEPENDENT_OF_DEFERRED)
+            and _may_read_pending(statement, connection.info[_PENDING])
+        ):
             flush_deferred(connection)
 
     @event.listens_for(engine, "commit")
@@ -181,6 +187,36 @@ def defer_writes_on(engine: Engine) -> None:
         record.info.pop(_PENDING, None)
 
     _DEFERRING_ENGINES.add(engine)
+
+
+def _may_read_pending(statement: Any, pending: list[_DeferredUpdate]) -> bool:
+    """Whether `statement` might read a row the `pending` writes change. Known not to: an
+    INSERT or a SELECT (without loader options, which could join more tables in) that names
+    only other tables and holds no SQL text. Anything else is taken to read them."""
+    if not isinstance(statement, (Insert, Select)) or statement._with_options:
+        return True
+    named = _TABLES_NAMED.get(statement)
+    if named is None:
+        named = _TABLES_NAMED[statement] = _tables_named(statement)
+    return not named or any(write.table.name in named for write in pending)
+
+
+def _tables_named(statement: Insert | Select) -> frozenset[str]:
+    """The names of the tables `statement` reads or writes; empty when it holds SQL text
+    (which may name any)."""
+    names = set()
+    for element in visitors.iterate(statement):
+        if isinstance(element, TableClause):
+            names.add(element.name)
+        elif isinstance(element, (TextClause, TextualSelect)) or getattr(
+            element, "is_literal", False
+        ):
+            return frozenset()
+    return frozenset(names)
+
+
+# Statements are built once where they run often: their table names are looked up once.
+_TABLES_NAMED: weakref.WeakKeyDictionary[Any, frozenset[str]] = weakref.WeakKeyDictionary()
 
 
 def _has_pending(connection: Connection) -> bool:

@@ -19,7 +19,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, inspect, select
+from sqlalchemy import Date, Integer, bindparam, inspect, select
 from sqlalchemy.orm import Session, joinedload
 
 from .. import assignment, impartiality
@@ -29,7 +29,7 @@ from ..feedback import invite_after_completion
 from ..impartiality.candidates import auto_assign
 from ..models import Case, HumanTask, Timer, User
 from ..notifications import notify_assigned
-from ..row_writes import insert_new, update_changed
+from ..row_writes import INDEPENDENT_OF_DEFERRED, insert_new, update_changed
 from ..service_levels import task_deadlines
 from ..settings import Settings
 from .sandbox import CertrailScriptEngine, RestrictedEnvironment, SandboxViolation
@@ -216,8 +216,16 @@ class CaseRun:
             created.append((row, props, task))
         if not created:
             return []
+        # A user named by an earlier step is read, checked and set on the row before the
+        # row is written, so the INSERT carries the assignment.
+        named: dict[str, tuple[User | None, impartiality.UserFacts | None]] = {}
+        named_assignments = {
+            id(row): self._named_assignment(row, task.data.get(props.assignee_from), named)
+            for row, props, task in created
+            if props.assignee_from
+        }
         insert_new(self.session, [row for row, _props, _task in created])
-        for row, props, task in created:
+        for row, props, _task in created:
             self.audit.record(
                 self.now,
                 self.actor,
@@ -238,7 +246,7 @@ class CaseRun:
                     after={"rule": bar.rule, "user_id": bar.user_id, "facts": bar.facts},
                 )
             if props.assignee_from:
-                self._assign_named_user(row, task.data.get(props.assignee_from))
+                self._record_named_assignment(row, *named_assignments[id(row)])
             elif props.auto_assign:
                 chosen = auto_assign(self.session, row, self.case, self.now, self.audit, self.actor)
                 if chosen is not None:
@@ -256,20 +264,49 @@ class CaseRun:
             )
         )
 
-    def _assign_named_user(self, row: HumanTask, username: Any) -> None:
-        """Give the task to the user a previous step named (e.g. the assigned examiner),
-        unless that user may not take it; then it stays open to every holder of the role."""
-        user = (
-            self.session.scalars(_USER_WITH_ROLES, {"username": username}).unique().first()
-            if isinstance(username, str)
-            else None
+    def _named_assignment(
+        self,
+        row: HumanTask,
+        username: Any,
+        named: dict[str, tuple[User | None, impartiality.UserFacts | None]],
+    ) -> tuple[Any, User | None, list[assignment.Refusal]]:
+        """Give the new task to the user a previous step named (e.g. the assigned examiner),
+        unless that user may not take it; then it stays open to every holder of the role.
+        `named`: the users already read in this step, by username."""
+        if not isinstance(username, str):
+            return username, None, [assignment.Refusal("UNKNOWN", "no such user")]
+        if username not in named:
+            found = (
+                self.session.execute(
+                    _NAMED_USER,
+                    {
+                        "username": username,
+                        "person_id": self.case.person_id,
+                        "today": self.now.date(),
+                    },
+                )
+                .unique()
+                .first()
+            )
+            named[username] = (
+                (found[0], impartiality.user_facts(*found[1:])) if found else (None, None)
+            )
+        user, facts = named[username]
+        if user is None:
+            return username, None, [assignment.Refusal("UNKNOWN", "no such user")]
+        refused = assignment.refusals(
+            user, row, self.case, session=self.session, now=self.now, known=facts
         )
-        refused = (
-            assignment.refusals(user, row, self.case, session=self.session, now=self.now)
-            if user is not None
-            else [assignment.Refusal("UNKNOWN", "no such user")]
-        )
-        if refused:
+        if not refused:
+            row.candidates = [user.username]
+            row.assignee_id = user.id
+            row.claimed_at = self.now
+        return username, user, refused
+
+    def _record_named_assignment(
+        self, row: HumanTask, username: Any, user: User | None, refused: list[assignment.Refusal]
+    ) -> None:
+        if refused or user is None:
             self.audit.record(
                 self.now,
                 self.actor,
@@ -281,9 +318,6 @@ class CaseRun:
                 after={"user": username, "rules": [r.rule for r in refused]},
             )
             return
-        row.candidates = [user.username]
-        row.assignee_id = user.id
-        row.claimed_at = self.now
         self.audit.record(
             self.now,
             self.actor,
@@ -337,8 +371,18 @@ class CaseRun:
         return task is not None and task.state == TaskState.COMPLETED
 
 
-_USER_WITH_ROLES = (
-    select(User).options(joinedload(User.roles)).where(User.username == bindparam("username"))
+# A named assignee with roles and impartiality facts for the case's person. It reads no row
+# a deferred write changes, so it may go ahead of them.
+_NAMED_USER = (
+    select(
+        User,
+        *impartiality.user_facts_columns(
+            User.id, bindparam("person_id", type_=Integer), bindparam("today", type_=Date)
+        ),
+    )
+    .options(joinedload(User.roles))
+    .where(User.username == bindparam("username"))
+    .execution_options(**{INDEPENDENT_OF_DEFERRED: True})
 )
 
 

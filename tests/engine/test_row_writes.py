@@ -5,12 +5,13 @@ columns, moves the optimistic lock on, and refuses a row someone else changed.""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
+from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine import ConflictError
-from engine.models import Case, HumanTask
+from engine.models import Case, HumanTask, Person, User
 from engine.row_writes import insert_new, update_changed
 from tests.engine.helpers import do, lock_version, ready_task, start_application, task_row
 
@@ -145,6 +146,38 @@ def test_a_deferred_update_is_seen_by_the_next_statement_of_the_unit_of_work(eng
     else:
         assert sent_by_the_update[0].startswith("UPDATE cases")  # SQLite writes at once
     assert error_message(engine, case_id) == "noted"
+
+
+@pytest.mark.parametrize(
+    ("reader", "reads_the_row"),
+    [
+        (lambda case_id: select(Person.id).limit(1), False),
+        (lambda case_id: select(User).where(User.username == "clerk"), False),
+        (lambda case_id: select(Case.error_message).where(Case.id == case_id), True),
+        (lambda case_id: select(Person.id).where(Person.id.in_(select(Case.person_id))), True),
+        (lambda case_id: text("SELECT 1"), True),
+        (lambda case_id: select(User).options(joinedload(User.roles)).limit(1), True),
+    ],
+    ids=["other table", "other table (ORM)", "its table", "subquery", "SQL text", "loader option"],
+)
+def test_a_statement_that_may_read_a_deferred_row_sends_it_first(engine, reader, reads_the_row):
+    """Only a SELECT or INSERT known to name none of the deferred rows' tables goes ahead of
+    them; SQL text and loader options (which may join tables in) count as reading them."""
+    case_id = start_application(engine)
+    log = StatementLog(engine.db)
+    with engine.unit_of_work() as uow:
+        case = uow.session.get(Case, case_id, with_for_update=True)
+        log.recording = True
+        update_changed(uow.session, case, deferred=True, error_message="noted")
+        uow.session.execute(reader(case_id)).unique().all()
+        log.recording = False
+        seen = uow.session.scalar(select(Case.error_message).where(Case.id == case_id))
+    assert seen == "noted"
+    sent_first = log.statements[0].startswith("UPDATE cases")
+    if engine.db.dialect.name == "postgresql":
+        assert sent_first == reads_the_row
+    else:
+        assert sent_first  # SQLite writes at once
 
 
 def test_a_completion_sends_its_task_and_case_updates_with_the_chain_head_lock(engine):
