@@ -20,6 +20,7 @@ from .errors import NotFoundError
 from .models import Case, Certificate, CertificateSequence, CertificateStatusChange, Person, Scheme
 from .notifications import notify_person
 from .people import may_see_person
+from .row_writes import insert_new
 
 
 def add_months(start: date, months: int) -> date:
@@ -82,8 +83,7 @@ def issue_certificate(
     from .certificate_lifecycle import schedule
 
     schedule(certificate, scheme, after=effective)
-    session.add(certificate)
-    session.flush()
+    insert_new(session, [certificate])
     session.add(
         CertificateStatusChange(
             certificate_id=certificate.id,

@@ -20,6 +20,7 @@ from .audit import AuditLog
 from .errors import ConflictError, NotFoundError, ValidationError
 from .models import Case, FeedbackInvitation, FeedbackResponse, Person, Scheme
 from .notifications import notify_person
+from .row_writes import insert_new
 from .unit_of_work import UnitOfWork
 
 # Which ended cases invite feedback, and what the feedback is about.
@@ -42,14 +43,18 @@ def token_hash(token: str) -> str:
 
 
 def invite_after_completion(
-    session: Session, now: datetime, audit: AuditLog, case: Case, base_url: str
+    session: Session,
+    now: datetime,
+    audit: AuditLog,
+    case: Case,
+    person: Person | None,
+    base_url: str,
 ) -> FeedbackInvitation | None:
-    """Send the person of a just-completed decision or complaint case a feedback link.
+    """Send `person`, of a just-completed decision or complaint case, a feedback link.
 
     Called once, where the runtime notices a case has reached its end. Cases of other
     processes, and cases without a person, invite nothing."""
     kind = FEEDBACK_AFTER.get(case.process_id)
-    person = session.get(Person, case.person_id) if case.person_id is not None else None
     if kind is None or person is None:
         return None
     token = secrets.token_urlsafe(32)
@@ -62,8 +67,7 @@ def invite_after_completion(
         created_at=now,
         expires_at=now + LINK_VALID_FOR,
     )
-    session.add(invitation)
-    session.flush()
+    insert_new(session, [invitation])
     about = "the certification decision" if kind == "certification" else "your complaint"
     notify_person(
         session,

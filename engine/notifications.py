@@ -73,13 +73,21 @@ def notify_user(
     return queue(session, now, kind, user.email, subject, body, user_id=user.id, **refs)
 
 
+# A session's memo of each person's account (id, address): the end of a case writes to the
+# person several times in one unit of work.
+_ACCOUNTS_OF_PEOPLE = "certrail_accounts_of_people"
+
+
 def notify_person(
     session: Session, now: datetime, person: Person, kind: str, subject: str, body: str, **refs
 ):
     """The person's own account's address when they have one, else the address on record."""
-    account = session.execute(
-        select(User.id, User.email).where(User.person_id == person.id).order_by(User.id)
-    ).first()
+    accounts = session.info.setdefault(_ACCOUNTS_OF_PEOPLE, {})
+    if person.id not in accounts:
+        accounts[person.id] = session.execute(
+            select(User.id, User.email).where(User.person_id == person.id).order_by(User.id)
+        ).first()
+    account = accounts[person.id]
     address = (account.email if account is not None else None) or person.email
     return queue(
         session,

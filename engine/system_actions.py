@@ -49,7 +49,7 @@ def system_actions_for(engine: Engine, uow: UnitOfWork, run: CaseRun) -> dict[st
     case = run.case
 
     def subject() -> tuple[Person, Scheme]:
-        person = uow.session.get(Person, case.person_id) if case.person_id else None
+        person = run.person()
         scheme = uow.session.get(Scheme, case.scheme_id) if case.scheme_id else None
         if person is None or scheme is None:
             raise ConflictError("this step needs a case with a person and a scheme")

@@ -129,11 +129,10 @@ def rules_of(task: HumanTask, policy: Policy) -> tuple[str, ...]:
     return policy.rules_for(task.task_spec_id, _split(task.sod_rules))
 
 
-def linked_case_ids(session: Session, case_id: int, kind: str | None = None) -> list[int]:
+def _linked_cases(case_id: int, kind: str | None = None):
+    """The cases `case_id` links to (of `kind`), as a subquery."""
     query = select(CaseLink.to_case_id).where(CaseLink.from_case_id == case_id)
-    if kind is not None:
-        query = query.where(CaseLink.kind == kind)
-    return list(session.scalars(query))
+    return query.where(CaseLink.kind == kind) if kind is not None else query
 
 
 def _when(value: datetime | None) -> str:
@@ -153,55 +152,59 @@ def performer_bars(
         wanted.append(
             ("here", and_(HumanTask.case_id == case.id, HumanTask.task_spec_id.in_(excluded_here)))
         )
-    linked = (
-        linked_case_ids(session, case.id)
-        if {"SOD-APPEAL", "SOD-COMPLAINT", "SOD-DECIDE"} & set(rules)
-        else []
-    )
-    if linked and "SOD-APPEAL" in rules:
+    linked = _linked_cases(case.id)
+    if "SOD-APPEAL" in rules:
         specs = set(policy.examination_tasks) | set(policy.decision_tasks) | excluded_here
         wanted.append(
             ("appeal", and_(HumanTask.case_id.in_(linked), HumanTask.task_spec_id.in_(specs)))
         )
-    if linked and "SOD-COMPLAINT" in rules:
+    if "SOD-COMPLAINT" in rules:
         wanted.append(("complaint", HumanTask.case_id.in_(linked)))
-    if linked and "SOD-DECIDE" in rules and excluded_here:
+    if "SOD-DECIDE" in rules and excluded_here:
         wanted.append(
             ("here", and_(HumanTask.case_id.in_(linked), HumanTask.task_spec_id.in_(excluded_here)))
         )
         # A decision re-opened by an upheld appeal is never taken by the original deciders.
-        reopened = linked_case_ids(session, case.id, kind="reopens")
-        if reopened:
-            redecided = HumanTask.task_spec_id.in_(policy.decision_tasks)
-            wanted.append(("appeal", and_(HumanTask.case_id.in_(reopened), redecided)))
+        redecided = HumanTask.task_spec_id.in_(policy.decision_tasks)
+        reopened = _linked_cases(case.id, kind="reopens")
+        wanted.append(("appeal", and_(HumanTask.case_id.in_(reopened), redecided)))
     bars: dict[int, list[Bar]] = audit_bars(session, case, user_id) if "SOD-AUDIT" in rules else {}
-    for scope, criterion in wanted:
-        query = select(
+    # One statement for every scope, each row labelled with its scope, in their order.
+    parts = []
+    for position, (scope, criterion) in enumerate(wanted):
+        part = select(
+            literal(position).label("position"),
+            literal(scope).label("scope"),
             HumanTask.completed_by_id,
             HumanTask.task_spec_id,
             HumanTask.name,
             HumanTask.completed_at,
             HumanTask.case_id,
+            HumanTask.id,
         ).where(criterion, HumanTask.status == "completed", HumanTask.completed_by_id.is_not(None))
         if user_id is not None:
-            query = query.where(HumanTask.completed_by_id == user_id)
-        for performer, spec_id, name, completed_at, on_case in session.execute(query):
-            rule = {"here": "SOD-DECIDE", "appeal": "SOD-APPEAL", "complaint": "SOD-COMPLAINT"}[
-                scope
-            ]
-            if scope == "here" and "SOD-DECIDE" not in rules:
-                rule = (set(rules) & {"SOD-APPEAL", "SOD-COMPLAINT"} or {"SOD-DECIDE"}).pop()
-            verb = STEP_VERBS.get(spec_id, f"did the step '{name}'")
-            where = "" if on_case == case.id else f" (case {on_case})"
-            reason = f"You {verb}{where} on {_when(completed_at)}; {CLAUSES[rule]}."
-            facts = {
-                "task": spec_id,
-                "case_id": on_case,
-                "completed_at": completed_at.isoformat() if completed_at else None,
-            }
-            bar = Bar(rule, reason, facts)
-            if bar not in bars.setdefault(performer, []):
-                bars[performer].append(bar)
+            part = part.where(HumanTask.completed_by_id == user_id)
+        parts.append(part)
+    rows = (
+        session.execute(union_all(*parts).order_by("position", HumanTask.id.name)).all()
+        if parts
+        else []
+    )
+    for _position, scope, performer, spec_id, name, completed_at, on_case, _id in rows:
+        rule = {"here": "SOD-DECIDE", "appeal": "SOD-APPEAL", "complaint": "SOD-COMPLAINT"}[scope]
+        if scope == "here" and "SOD-DECIDE" not in rules:
+            rule = (set(rules) & {"SOD-APPEAL", "SOD-COMPLAINT"} or {"SOD-DECIDE"}).pop()
+        verb = STEP_VERBS.get(spec_id, f"did the step '{name}'")
+        where = "" if on_case == case.id else f" (case {on_case})"
+        reason = f"You {verb}{where} on {_when(completed_at)}; {CLAUSES[rule]}."
+        facts = {
+            "task": spec_id,
+            "case_id": on_case,
+            "completed_at": completed_at.isoformat() if completed_at else None,
+        }
+        bar = Bar(rule, reason, facts)
+        if bar not in bars.setdefault(performer, []):
+            bars[performer].append(bar)
     return bars
 
 

@@ -27,7 +27,7 @@ from ..audit import AuditLog
 from ..catalog import SpecBundle
 from ..feedback import invite_after_completion
 from ..impartiality.candidates import auto_assign
-from ..models import Case, HumanTask, Timer, User
+from ..models import Case, HumanTask, Person, Timer, User
 from ..notifications import notify_assigned
 from ..row_writes import INDEPENDENT_OF_DEFERRED, insert_new, update_changed
 from ..service_levels import task_deadlines
@@ -65,6 +65,14 @@ class CaseRun:
         self.audit = audit
         self.now = now
         self.actor = actor
+        self._person: Person | None = None
+
+    def person(self) -> Person | None:
+        """The case's person, read once for this unit of work (several steps of its end
+        need the person: the certificate, its letter, the feedback invitation)."""
+        if self._person is None and self.case.person_id is not None:
+            self._person = self.session.get(Person, self.case.person_id)
+        return self._person
 
     # -- construction ------------------------------------------------------------------
 
@@ -145,7 +153,7 @@ class CaseRun:
         completed = self.case.status != "errored" and self.workflow.is_completed()
         if completed:
             invite_after_completion(
-                self.session, self.now, self.audit, self.case, self.settings.base_url
+                self.session, self.now, self.audit, self.case, self.person(), self.settings.base_url
             )
             self.audit.record(
                 self.now,
