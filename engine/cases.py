@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Date, bindparam, or_, select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, defer, joinedload
 
 from . import assignment, impartiality
 from .errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
@@ -310,7 +310,8 @@ _CASE_OF_TASK_LOCKED_WITH_USER = (
         *impartiality.user_facts_columns(User.id, Case.person_id, bindparam("today", type_=Date)),
     )
     .join(User, User.username == bindparam("username"))
-    .options(joinedload(User.roles))
+    # The state (tens of KiB) is read only when the case's workflow is not kept in memory.
+    .options(joinedload(User.roles), defer(Case.state))
     .where(
         Case.id
         == select(HumanTask.case_id).where(HumanTask.id == bindparam("task_id")).scalar_subquery()

@@ -90,10 +90,12 @@ def update_changed(session: Session, obj: Base, *, deferred: bool = False, **val
     state = inspect(obj)
     table: Table = state.mapper.local_table
     version = state.mapper.version_id_col
+    # Only attributes set since the load can have changed (the session notes their old values).
+    attrs = state.attrs
     changes = {
-        attr.key: attr.value
-        for attr in state.attrs
-        if attr.key in table.c and attr.key != "id" and attr.history.has_changes()
+        key: attrs[key].value
+        for key in list(state.committed_state)
+        if key in table.c and key != "id" and attrs[key].history.has_changes()
     }
     changes.update(values)
     if not changes:

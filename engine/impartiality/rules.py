@@ -140,13 +140,21 @@ def _when(value: datetime | None) -> str:
 
 
 def performer_bars(
-    session: Session, task: HumanTask, case: Case, policy: Policy, user_id: int | None = None
+    session: Session,
+    task: HumanTask,
+    case: Case,
+    policy: Policy,
+    user_id: int | None = None,
+    names: dict[int, str] | None = None,
 ) -> dict[int, list[Bar]]:
-    """Bars that follow from who did earlier steps of this case and of the cases it links to."""
+    """Bars that follow from who did earlier steps of this case and of the cases it links to.
+    `names`, when given, receives the display name of each barred performer."""
     rules = rules_of(task, policy)
     excluded_here = set(_split(task.excluded_performers_of))
     if "SOD-DECIDE" in rules:
         excluded_here |= set(policy.examination_tasks)
+    if not excluded_here and not {"SOD-APPEAL", "SOD-COMPLAINT", "SOD-AUDIT"} & set(rules):
+        return {}  # most steps: no earlier performer is barred (and no statement is built)
     wanted: list[tuple[str, Any]] = []
     if excluded_here:
         wanted.append(
@@ -180,17 +188,20 @@ def performer_bars(
             HumanTask.name,
             HumanTask.completed_at,
             HumanTask.case_id,
-            HumanTask.id,
-        ).where(criterion, HumanTask.status == "completed", HumanTask.completed_by_id.is_not(None))
+            HumanTask.id.label("task_id"),
+            User.display_name,
+        ).where(
+            criterion,
+            HumanTask.status == "completed",
+            User.id == HumanTask.completed_by_id,  # only performers with a user row
+        )
         if user_id is not None:
             part = part.where(HumanTask.completed_by_id == user_id)
         parts.append(part)
-    rows = (
-        session.execute(union_all(*parts).order_by("position", HumanTask.id.name)).all()
-        if parts
-        else []
-    )
-    for _position, scope, performer, spec_id, name, completed_at, on_case, _id in rows:
+    rows = session.execute(union_all(*parts).order_by("position", "task_id")).all() if parts else []
+    for _position, scope, performer, spec_id, name, completed_at, on_case, _id, who in rows:
+        if names is not None:
+            names[performer] = who
         rule = {"here": "SOD-DECIDE", "appeal": "SOD-APPEAL", "complaint": "SOD-COMPLAINT"}[scope]
         if scope == "here" and "SOD-DECIDE" not in rules:
             rule = (set(rules) & {"SOD-APPEAL", "SOD-COMPLAINT"} or {"SOD-DECIDE"}).pop()
@@ -511,12 +522,13 @@ def store_bars(session: Session, task: HumanTask, case: Case) -> list[TaskBar]:
     """Record, for a task that just became ready, whom earlier steps bar from it (the
     reasons in the third person: they are read by managers and assessors)."""
     rows = []
-    bars = performer_bars(session, task, case, current_policy())
-    names = (
-        dict(session.execute(select(User.id, User.display_name).where(User.id.in_(bars))).all())
-        if bars
-        else {}
-    )
+    names: dict[int, str] = {}
+    bars = performer_bars(session, task, case, current_policy(), names=names)
+    unnamed = [user_id for user_id in bars if user_id not in names]  # SOD-AUDIT's, say
+    if unnamed:
+        names.update(
+            session.execute(select(User.id, User.display_name).where(User.id.in_(unnamed))).all()
+        )
     for user_id, user_bars in bars.items():
         for bar in user_bars:
             reason = third_person(bar.reason, names.get(user_id, f"user {user_id}"))

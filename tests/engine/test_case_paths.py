@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 
+from engine import Engine
 from tests.engine.helpers import (
     certificates,
     do,
@@ -298,3 +299,15 @@ def test_claiming_a_task_does_not_change_the_case_lock_version(engine):
     engine.claim(ready_task(engine, case_id, "schedule_assessment").id, "clerk")
 
     assert lock_version(engine, case_id) == before
+
+
+def test_a_case_runs_to_its_end_when_no_workflow_is_kept_in_memory(engine, clock):
+    """Each step then restores the workflow from the stored state, as a worker process does
+    for a case that another process moved on (the state is read only then)."""
+    forgetful = Engine(sql_engine=engine.db, clock=clock, live_workflow_capacity=0)
+    case_id = start_application(forgetful)
+    drive_to_decision(forgetful, case_id)
+    do(forgetful, case_id, "decide_certification")
+    assert forgetful.case(case_id).status == "completed"
+    assert len(certificates(forgetful, case_id)) == 1
+    assert verify(forgetful).ok
