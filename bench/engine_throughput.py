@@ -463,10 +463,12 @@ def _run_certrail(sql, cases: int, warmup: int, live_workflow_capacity: int = 20
     return result
 
 
-# Statements per Engine.complete before the round-trip work, and before the deferred
-# writes and the leaner certificate, notification and assignment paths, counted the same way.
+# Statements per Engine.complete before the round-trip work, before the deferred writes and
+# the leaner certificate, notification and assignment paths, and before the audit append onto
+# the expected head and the impartiality facts read with the case, counted the same way.
 STATEMENTS_BEFORE = "SQLite 19.3, PostgreSQL 15.5 + 1.0 pool ping"
 STATEMENTS_BEFORE_DEFERRED = "SQLite 14.3, PostgreSQL 12.0"
+STATEMENTS_BEFORE_EXPECTED_HEAD = "SQLite 12.5, PostgreSQL 8.5"
 
 
 @dataclass
@@ -564,8 +566,9 @@ def statements_line(sqlite: StatementCount, pg: StatementCount | None) -> str:
     splits = [split("SQLite", sqlite)] + ([split("PostgreSQL", pg)] if pg is not None else [])
     return (
         f"- SQL statements per completion ({SPLIT_CASES} cases, counted after the timed runs): "
-        f"{now}; before the deferred writes: {STATEMENTS_BEFORE_DEFERRED}; before the "
-        f"round-trip work: {STATEMENTS_BEFORE}.\n"
+        f"{now}; before the append onto the expected head: {STATEMENTS_BEFORE_EXPECTED_HEAD}; "
+        f"before the deferred writes: {STATEMENTS_BEFORE_DEFERRED}; before the round-trip "
+        f"work: {STATEMENTS_BEFORE}.\n"
         f"- Where a completion's time went in those cases (wall = this process's CPU, user + "
         f"system, + waiting for the database server; raw is all CPU): {'; '.join(splits)}."
     )
