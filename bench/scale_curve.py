@@ -215,7 +215,7 @@ def growth(results: list[dict[str, Any]], label: str) -> tuple[float, float, str
     median = last["timings"][label]["median"] / first["timings"][label]["median"]
     p95 = last["timings"][label]["p95"] / first["timings"][label]["p95"]
     bound = math.log(last["cases"]) / math.log(first["cases"])
-    return median, p95, ("≤ log n" if median <= bound else "faster than log n")
+    return median, p95, ("within log n" if median <= bound else "grows faster than log n")
 
 
 def target_verdict(results: list[dict[str, Any]]) -> tuple[float, str]:
