@@ -15,9 +15,9 @@ import smtplib
 import ssl
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from .models import Case, HumanTask, Notification, Person, User, UserRole
@@ -76,6 +76,39 @@ def notify_user(
 # A session's memo of each person's account (id, address): the end of a case writes to the
 # person several times in one unit of work.
 _ACCOUNTS_OF_PEOPLE = "certrail_accounts_of_people"
+_ACCOUNT_OF_PERSON = (
+    select(User.id, User.email)
+    .where(User.person_id == bindparam("person_id"))
+    .order_by(User.id)
+    .limit(1)
+)
+
+
+class _Account(NamedTuple):
+    id: int
+    email: str | None
+
+
+def _account_column(column):
+    return (
+        select(column).where(User.person_id == Person.id).order_by(User.id).limit(1)
+    ).scalar_subquery()
+
+
+_PERSON_WITH_ACCOUNT = select(Person, _account_column(User.id), _account_column(User.email)).where(
+    Person.id == bindparam("person_id")
+)
+
+
+def person_with_account(session: Session, person_id: int) -> Person | None:
+    """The person, read in one statement with the account `notify_person` writes to."""
+    found = session.execute(_PERSON_WITH_ACCOUNT, {"person_id": person_id}).first()
+    if found is None:
+        return None
+    person, account_id, email = found
+    accounts = session.info.setdefault(_ACCOUNTS_OF_PEOPLE, {})
+    accounts[person.id] = _Account(account_id, email) if account_id is not None else None
+    return person
 
 
 def notify_person(
@@ -84,9 +117,7 @@ def notify_person(
     """The person's own account's address when they have one, else the address on record."""
     accounts = session.info.setdefault(_ACCOUNTS_OF_PEOPLE, {})
     if person.id not in accounts:
-        accounts[person.id] = session.execute(
-            select(User.id, User.email).where(User.person_id == person.id).order_by(User.id)
-        ).first()
+        accounts[person.id] = session.execute(_ACCOUNT_OF_PERSON, {"person_id": person.id}).first()
     account = accounts[person.id]
     address = (account.email if account is not None else None) or person.email
     return queue(

@@ -28,7 +28,7 @@ from ..catalog import SpecBundle
 from ..feedback import invite_after_completion
 from ..impartiality.candidates import auto_assign
 from ..models import Case, HumanTask, Person, Timer, User
-from ..notifications import notify_assigned
+from ..notifications import notify_assigned, person_with_account
 from ..row_writes import INDEPENDENT_OF_DEFERRED, insert_new, update_changed
 from ..service_levels import task_deadlines
 from ..settings import Settings
@@ -71,7 +71,7 @@ class CaseRun:
         """The case's person, read once for this unit of work (several steps of its end
         need the person: the certificate, its letter, the feedback invitation)."""
         if self._person is None and self.case.person_id is not None:
-            self._person = self.session.get(Person, self.case.person_id)
+            self._person = person_with_account(self.session, self.case.person_id)
         return self._person
 
     # -- construction ------------------------------------------------------------------
