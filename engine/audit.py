@@ -120,14 +120,15 @@ class AuditLog:
             return 0
         bind = session.get_bind()
         expected = _LAST_HEADS.get(bind) if len(self.pending) <= EVENTS_PER_STATEMENT else None
+        current = None
         if expected is not None:
             session.flush()
             rows = self._chained(*expected)
             current = _append_on_expected_head(session, rows, expected)
-            if current != expected:
+            if current is not None and current != expected:
                 rows = self._chained(*current)
                 _append_events(session, rows)
-        else:
+        if current is None:  # no head known here, or none in the database (it is created)
             rows = self._chained(*_lock_chain_head(session))
             _append_events(session, rows)
         self.pending.clear()
@@ -170,10 +171,11 @@ _LAST_HEADS: weakref.WeakKeyDictionary[Engine, tuple[int, str]] = weakref.WeakKe
 
 def _append_on_expected_head(
     session: Session, rows: list[dict[str, Any]], expected: tuple[int, str]
-) -> tuple[int, str]:
+) -> tuple[int, str] | None:
     """Lock the head and, if it is still `expected`, write `rows` and move the head past
     them, in one statement carrying the deferred writes. Returns the head found: `expected`
-    when the rows were written, else the head another writer left (locked now)."""
+    when the rows were written, else the head another writer left (locked now), or None
+    when the database has no head row."""
     params = {
         "events": _events_json(rows),
         "expected_seq": expected[0],
@@ -182,6 +184,8 @@ def _append_on_expected_head(
         "head_hash": rows[-1]["hash"],
     }
     found = execute_with_deferred(session.connection(), _APPEND_ON_EXPECTED_HEAD, params)
+    if found.last_seq is None:
+        return None
     if (found.last_seq, found.last_hash) == (rows[-1]["seq"], rows[-1]["hash"]):
         return expected
     return found.last_seq, found.last_hash

@@ -274,3 +274,15 @@ def test_two_engines_appending_in_turn_chain_onto_each_others_events(database, e
         # engine appends onto its own head twice, other onto engine's (a miss), engine
         # onto other's (a miss), other onto engine's (a miss) and its own, engine onto other's.
         assert head_statements == [2, 1, 1, 2, 2, 2, 1, 2]
+
+
+def test_an_append_after_the_trail_was_emptied_under_a_running_process_starts_a_new_chain(engine):
+    """The head this process expects is gone (say, the database was emptied and restored
+    from an empty backup while it ran): the append finds no head row and starts the chain."""
+    note(engine, "before")  # this process now expects the head it moved
+    execute(engine, "DELETE FROM audit_events")
+    execute(engine, "DELETE FROM audit_chain_head")
+    note(engine, "after")
+    result = verify(engine)
+    assert result.ok, result.reason
+    assert [(e.seq, e.message) for e in events(engine)] == [(1, "after")]
