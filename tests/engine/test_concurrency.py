@@ -16,10 +16,11 @@ from functools import partial
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, text
+from sqlalchemy import insert, select, text
 
-from engine import ConflictError
-from engine.models import CertificateSequence, HumanTask
+from engine import ConflictError, PermissionDenied
+from engine.cases import claim_task
+from engine.models import CertificateSequence, HumanTask, User
 from tests.engine.helpers import (
     certificates,
     do,
@@ -303,6 +304,45 @@ def _wait_until_blocked_behind(engine, blocker, waiters: int) -> None:
                 return
             time.sleep(0.02)
     raise AssertionError("the racing grants never reached the certificate serial")
+
+
+def test_a_completion_queued_behind_a_claim_of_its_task_leaves_the_task_to_the_claimer(engine):
+    """One decision maker's claim holds the case's lock, the task already theirs, when another
+    decision maker's completion of that task asks for the lock. A claim changes the task but
+    not the case (its version stays), so only a read of the task made after the lock was
+    granted sees it: the completion must not complete the task as if nobody held it. It is
+    refused or told to reload, and the claim stands."""
+    [task] = cases_at_decision(engine, "alice")
+    data = form_data(engine, "certification_decision")
+    claimed, release = threading.Event(), threading.Event()
+
+    def claim_and_hold() -> None:
+        with engine.unit_of_work() as uow:
+            decider = uow.session.scalars(select(User).where(User.username == "decider")).one()
+            claim_task(uow, task.id, decider)
+            claimed.set()
+            release.wait(timeout=30)
+
+    claimer = threading.Thread(target=claim_and_hold)
+    claimer.start()
+    outcome: list[Any] = []
+    try:
+        assert claimed.wait(timeout=30)
+        completer = threading.Thread(
+            target=lambda: outcome.extend(race(lambda: engine.complete(task.id, "decider2", data)))
+        )
+        completer.start()
+        _wait_until_waiting_for_locks(engine, waiters=1)
+    finally:
+        release.set()
+        claimer.join(timeout=30)
+    completer.join(timeout=30)
+
+    [result] = outcome
+    assert isinstance(result, (ConflictError, PermissionDenied)), describe(outcome)
+    row = task_row(engine, task.id)
+    assert row.status == "ready" and row.assignee_id == engine.user("decider").id
+    assert verify(engine).ok
 
 
 def test_first_certificate_of_a_year_is_issued_even_when_two_grants_reach_it_together(
