@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Engine,
     Integer,
     Select,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     bindparam,
     column,
     insert,
+    literal_column,
     select,
     text,
 )
@@ -184,10 +186,10 @@ def _append_on_expected_head(
         "head_hash": rows[-1]["hash"],
     }
     found = execute_with_deferred(session.connection(), _APPEND_ON_EXPECTED_HEAD, params)
+    if found.appended:
+        return expected
     if found.last_seq is None:
         return None
-    if (found.last_seq, found.last_hash) == (rows[-1]["seq"], rows[-1]["hash"]):
-        return expected
     return found.last_seq, found.last_hash
 
 
@@ -206,32 +208,34 @@ _EVENT_ROWS = (
 
 
 def _append_on_expected_head_statement() -> Select:
-    """The statement of `_append_on_expected_head`. The UPDATE locks the head whether it
-    matches or not, and returns it; the events are inserted only when it moved to their
-    last one."""
-    still_expected = "last_seq = :expected_seq AND last_hash = :expected_hash"
+    """The statement of `_append_on_expected_head`. It locks the head and returns it as
+    found, and whether it was the expected one: only then is the head moved and are the
+    events inserted. The decision rests on the head found, not on where the head ends up:
+    another writer may have chained the very same events onto the expected head, and left
+    it exactly where these would."""
+    found = (
+        text("SELECT last_seq, last_hash FROM audit_chain_head WHERE id = 1 FOR UPDATE")
+        .columns(column("last_seq", Integer), column("last_hash", String))
+        .cte("found_head")
+    )
     moved = (
         text(
-            f"UPDATE audit_chain_head SET "
-            f"last_seq = CASE WHEN {still_expected} THEN :head_seq ELSE last_seq END, "
-            f"last_hash = CASE WHEN {still_expected} THEN :head_hash ELSE last_hash END "
-            f"WHERE id = 1 RETURNING last_seq, last_hash"
+            f"{_MOVE_HEAD} AND (SELECT last_seq = :expected_seq AND last_hash = :expected_hash "
+            f"FROM found_head) RETURNING 1"
         )
-        .columns(column("last_seq", Integer), column("last_hash", String))
+        .columns()
         .cte("moved_head")
     )
     written = (
-        text(
-            f"{_EVENT_ROWS} WHERE EXISTS (SELECT 1 FROM moved_head "
-            f"WHERE last_seq = :head_seq AND last_hash = :head_hash)"
-        )
+        text(f"{_EVENT_ROWS} WHERE EXISTS (SELECT 1 FROM moved_head)")
         .columns()
         .cte("written_events")
     )
     return select(
-        select(moved.c.last_seq).scalar_subquery().label("last_seq"),
-        select(moved.c.last_hash).scalar_subquery().label("last_hash"),
-    ).add_cte(moved, written)
+        select(found.c.last_seq).scalar_subquery().label("last_seq"),
+        select(found.c.last_hash).scalar_subquery().label("last_hash"),
+        literal_column("EXISTS (SELECT 1 FROM moved_head)", Boolean).label("appended"),
+    ).add_cte(found, moved, written)
 
 
 def _lock_chain_head(session: Session) -> tuple[int, str]:

@@ -276,6 +276,30 @@ def test_two_engines_appending_in_turn_chain_onto_each_others_events(database, e
         assert head_statements == [2, 1, 1, 2, 2, 2, 1, 2]
 
 
+def test_identical_events_from_two_engines_onto_the_same_head_are_both_kept(
+    database, engine, clock
+):
+    """Two workers record the same event at the same instant (say, the same job failing as
+    of the same `--now`) onto the head one of them last left: chained onto that head, the
+    second worker's events hash exactly like the first's, so finding the head at its own new
+    head must not pass for having written it. Both events are kept, one after the other."""
+    kind, sql = database
+    other_sql = make_engine(same_database_url(kind, sql))
+    other = Engine(sql_engine=other_sql, clock=clock)
+    try:
+        note(engine, "setup")  # engine now expects this head
+        note(other, "the same event")  # chained onto engine's head by the other process
+        note(engine, "the same event")  # chained onto the same head: the same hash
+    finally:
+        other_sql.dispose()
+
+    result = verify(engine)
+    assert result.ok, result.reason
+    written = events(engine, action="interleaved_note")
+    assert [e.message for e in written] == ["setup", "the same event", "the same event"]
+    assert [e.seq - written[0].seq for e in written] == [0, 1, 2]
+
+
 def test_an_append_after_the_trail_was_emptied_under_a_running_process_starts_a_new_chain(engine):
     """The head this process expects is gone (say, the database was emptied and restored
     from an empty backup while it ran): the append finds no head row and starts the chain."""

@@ -177,7 +177,8 @@ def test_a_completion_sends_its_task_and_case_updates_with_the_chain_head_lock(e
         # The head is where this process left it: one statement moves it, writes the
         # events and carries the deferred updates.
         [carrier] = [s for s in log.statements if "audit_chain_head" in s]
-        assert carrier.startswith("WITH moved_head AS (UPDATE audit_chain_head")
+        assert carrier.startswith("WITH found_head AS (SELECT last_seq, last_hash FROM audit_")
+        assert "moved_head AS (UPDATE audit_chain_head" in carrier
         assert "INSERT INTO audit_events" in carrier
         assert "deferred_write_0 AS (UPDATE human_tasks" in carrier
         assert "deferred_write_1 AS (UPDATE cases" in carrier
