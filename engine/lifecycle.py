@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import Select, exists, select
 
 from . import cases
 from . import certificate_lifecycle as lifecycle_ops
@@ -161,12 +161,7 @@ def _each_due_certificate(
     handled = 0
     for _ in range(limit):
         with engine.unit_of_work() as uow:
-            query = (
-                select(Certificate)
-                .where(*due(uow.now.date()), no_open_incident(job, certificate_id=Certificate.id))
-                .order_by(Certificate.id)
-                .limit(1)
-            )
+            query = _first_due_certificate(job, due(uow.now.date()))
             if engine.db.dialect.name == "postgresql":
                 query = query.with_for_update(of=Certificate, skip_locked=True)
             certificate = uow.session.scalars(query).first()
@@ -177,10 +172,25 @@ def _each_due_certificate(
                 act(uow, certificate)
             except Exception as exc:  # noqa: BLE001 - one broken item must not stop the others
                 log.exception("%s failed on certificate %s", job, number)
-                uow.restart()
+                uow.restart()  # this also gave up the certificate's lock: take it again
+                query = _first_due_certificate(
+                    job, due(uow.now.date()), Certificate.id == certificate_id
+                )
+                if uow.session.scalars(query.with_for_update(of=Certificate)).first() is None:
+                    continue  # another worker handled it, or recorded its failure, meanwhile
                 record_incident(uow, job, exc, certificate_id=certificate_id)
         handled += 1
     return handled
+
+
+def _first_due_certificate(job: str, due: tuple[Any, ...], *only: Any) -> Select:
+    """The first certificate `job` is due to act on and has no open failure of."""
+    return (
+        select(Certificate)
+        .where(*due, no_open_incident(job, certificate_id=Certificate.id), *only)
+        .order_by(Certificate.id)
+        .limit(1)
+    )
 
 
 # -- requested by staff -----------------------------------------------------------------------

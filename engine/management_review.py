@@ -23,6 +23,7 @@ from .certificates import add_months
 from .incidents import record_incident
 from .models import Case, Incident
 from .quality_inputs import REVIEW_INTERVAL_MONTHS, REVIEW_PROCESS
+from .unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
     from . import Engine
@@ -50,18 +51,11 @@ def next_review_due(last_started: datetime | None, now: datetime) -> datetime:
 
 
 def open_due_management_review(engine: Engine) -> int:
-    """Open the management review case when one is due; 1 if it did, else 0."""
+    """Open the management review case when one is due; 1 if it did (or recorded why it
+    could not), else 0."""
     with engine.unit_of_work() as uow:
-        if engine.db.dialect.name == "postgresql":
-            if not take_job_lock(uow.session):
-                return 0
-        last = uow.session.scalar(
-            select(func.max(Case.started_at)).where(Case.process_id == REVIEW_PROCESS)
-        )
-        if next_review_due(last, uow.now) > uow.now:
-            return 0
-        failing = exists().where(Incident.job == JOB, Incident.status == "open")
-        if uow.session.scalar(select(failing)):
+        due, last = _claim_due_review(engine, uow)
+        if not due:
             return 0
         try:
             case, _run = cases.start_case(engine, uow, REVIEW_PROCESS, None, None, None)
@@ -75,6 +69,22 @@ def open_due_management_review(engine: Engine) -> int:
             )
         except Exception as exc:  # noqa: BLE001 - recorded as an incident staff can retry
             log.exception("%s failed", JOB)
-            uow.restart()
+            uow.restart()  # this also gave up the job's lock: take it again
+            if not _claim_due_review(engine, uow)[0]:
+                return 0  # another worker opened the review or recorded a failure meanwhile
             record_incident(uow, JOB, exc)
     return 1
+
+
+def _claim_due_review(engine: Engine, uow: UnitOfWork) -> tuple[bool, datetime | None]:
+    """Take the job's lock and see whether this worker is to open a review: one is due and
+    no failure of the job is open. Returns that, and when the last review started."""
+    if engine.db.dialect.name == "postgresql" and not take_job_lock(uow.session):
+        return False, None
+    last = uow.session.scalar(
+        select(func.max(Case.started_at)).where(Case.process_id == REVIEW_PROCESS)
+    )
+    if next_review_due(last, uow.now) > uow.now:
+        return False, last
+    failing = exists().where(Incident.job == JOB, Incident.status == "open")
+    return not uow.session.scalar(select(failing)), last

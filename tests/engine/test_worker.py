@@ -20,10 +20,10 @@ from sqlalchemy import func, select, text
 
 from engine import Engine
 from engine.clock import FixedClock
-from engine.models import AuditEvent, Base, Case, HumanTask, Timer
+from engine.models import AuditEvent, Base, Case, HumanTask, Incident, Timer
 from engine.scheduler import JOBS
 from tests.conftest import START
-from tests.engine.helpers import same_database_url
+from tests.engine.helpers import same_database_url, verify
 from tests.engine.test_timers import WAITING_MODEL
 
 pytestmark = pytest.mark.serial
@@ -188,6 +188,14 @@ def test_four_racing_worker_processes_fire_5000_timers_each_exactly_once(databas
             select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "task_ready")
         )
     assert fired_events == total
+    with engine.sessions() as session:
+        review_failures = session.scalar(
+            select(func.count()).where(Incident.job == "open_due_management_review")
+        )
+    # These tests publish no review model: the review job fails once for all four workers.
+    assert review_failures == 1
+    result = verify(engine)
+    assert result.ok, result.reason
 
 
 @pytest.mark.parametrize(
