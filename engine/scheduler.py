@@ -7,11 +7,13 @@ process, `certrail worker` in a blocking loop of its own (engine/worker.py), and
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from .errors import ConflictError
 from .lifecycle import expire_certificates, open_due_recertifications, start_due_surveillance
 from .management_review import open_due_management_review
 from .model_lifecycle import remind_model_reviews
@@ -21,6 +23,8 @@ from .timers import fire_due_timers
 
 if TYPE_CHECKING:
     from . import Engine
+
+log = logging.getLogger(__name__)
 
 # name -> job(engine) returning how many things it did in one pass; run in this order, so
 # that the messages a pass writes go out in the same pass.
@@ -39,16 +43,28 @@ JOBS: dict[str, Callable[[Engine], int]] = {
 
 
 def run_jobs_until_idle(
-    engine: Engine, max_passes: int = 1000, stop: Callable[[], bool] = lambda: False
+    engine: Engine,
+    max_passes: int = 1000,
+    stop: Callable[[], bool] = lambda: False,
+    jobs: dict[str, Callable[[Engine], int]] = JOBS,
 ) -> dict[str, int]:
     """Run every job repeatedly until a pass does nothing more (a job works in batches) or
-    `stop()` says so; returns how many things each job did in total."""
-    done = dict.fromkeys(JOBS, 0)
-    for name, job in JOBS.items():
+    `stop()` says so; returns how many things each job did in total.
+
+    A pass that lost a race with another writer (ConflictError) rolled back whole, so it is
+    simply run again: the next pass sees what the other writer did. The jobs claim their
+    items so that this should not happen; when it does, the worker logs it and goes on
+    rather than dying."""
+    done = dict.fromkeys(jobs, 0)
+    for name, job in jobs.items():
         for _ in range(max_passes):
             if stop():
                 break
-            count = job(engine)
+            try:
+                count = job(engine)
+            except ConflictError as lost:
+                log.warning("%s lost a race with another writer (%s); running it again", name, lost)
+                continue
             done[name] += count
             if count == 0:
                 break

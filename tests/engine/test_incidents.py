@@ -1,5 +1,7 @@
 """A job that fails on one certificate records an incident and goes on with the others; the
-job leaves that certificate alone until a manager retries, which runs it again at once."""
+job leaves that certificate alone until a manager retries, which runs it again at once. One
+failure is one incident however many workers fail on it; a pass that lost a race to another
+writer is run again."""
 
 from __future__ import annotations
 
@@ -19,8 +21,8 @@ from engine.incidents import open_incidents, record_incident
 from engine.lifecycle import start_due_surveillance
 from engine.management_review import open_due_management_review
 from engine.models import Base, Case, Incident
-from engine.scheduler import run_jobs_until_idle
-from tests.engine.helpers import events, renew_commitments
+from engine.scheduler import JOBS, run_jobs_until_idle
+from tests.engine.helpers import events, renew_commitments, start_application
 from tests.engine.test_certificate_lifecycle import certify
 
 
@@ -173,3 +175,33 @@ def test_a_management_review_whose_failure_another_worker_recorded_meanwhile_get
     assert incident.job == "open_due_management_review"
     assert incident.message == "RuntimeError: failed in the second worker"
     assert open_due_management_review(engine) == 0  # and the job waits for a retry
+
+
+@pytest.mark.parametrize(
+    "database", [pytest.param("postgresql", marks=pytest.mark.postgresql)], indirect=True
+)
+def test_a_job_pass_that_lost_a_race_runs_again_and_the_worker_goes_on(engine, caplog):
+    """A pass whose unit of work lost a race rolled back whole: the runner runs it again
+    (the next pass sees the other writer's change) instead of ending the worker."""
+    case_id = start_application(engine)
+    passes = []
+
+    def notes_the_case(engine) -> int:
+        passes.append(len(passes) + 1)
+        with engine.unit_of_work() as uow:
+            case = uow.session.get(Case, case_id)
+            if case.error_message == "noted":
+                return 0
+            if len(passes) == 1:
+                with engine.unit_of_work() as other:  # another writer, after this pass read
+                    other.session.get(Case, case_id).error_message = "meanwhile"
+            case.error_message = "noted"
+        return 1
+
+    done = run_jobs_until_idle(engine, jobs={"notes_the_case": notes_the_case, **JOBS})
+
+    assert passes == [1, 2, 3]  # lost the race, noted the case, found nothing more to do
+    assert done["notes_the_case"] == 1
+    assert "notes_the_case lost a race with another writer" in caplog.text
+    with engine.sessions() as session:
+        assert session.get(Case, case_id).error_message == "noted"
