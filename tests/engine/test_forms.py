@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from engine import ValidationError
+from engine.forms import form_of_schema
 from tests.engine.helpers import (
     do,
     drive_to_scheduling,
@@ -184,3 +187,30 @@ def test_valid_data_after_a_refusal_completes_the_task_with_only_the_valid_data(
     assert task_row(engine, task.id).submitted_data == good
     assert "salary" not in engine.case_data(submit_case)
     assert ready_spec_ids(engine, submit_case) == ["check_completeness"]
+
+
+# -- checking a form's schema -------------------------------------------------------------------
+
+
+def test_a_schema_is_judged_the_same_however_often_it_is_checked():
+    """The metaschema check is remembered per schema text: a second check of a bad schema
+    names the same place, and a schema that differs only where the fault is, is judged anew."""
+    bad = {"type": "object", "properties": {"score": {"type": "colour"}}}
+    good = {"type": "object", "properties": {"score": {"type": "integer"}}}
+    first, again = (form_of_schema("scores", json.loads(json.dumps(bad))) for _ in range(2))
+    for form, [finding] in (first, again):
+        assert form is None
+        assert (finding.file, finding.element_id) == ("form scores", "scores")
+        assert finding.message == (
+            "invalid JSON Schema: 'colour' is not valid under any of the given schemas "
+            "(at properties/score/type)"
+        )
+    form, findings = form_of_schema("scores", good)
+    assert findings == []
+    assert form.validate({"score": 3}) == {"score": 3}
+
+
+def test_a_schema_that_is_not_plain_json_is_refused_with_a_finding():
+    form, [finding] = form_of_schema("odd", {"type": "object", "default": {1, 2}})
+    assert form is None
+    assert finding.message == "a form schema must be plain JSON"
