@@ -17,7 +17,10 @@ ROOT = Path(__file__).resolve().parents[2]
 NODE_CORPUS = ROOT / "web" / "node_modules" / "@process-engine" / "process_engine_core" / "test"
 OTHER_MODELERS = sorted(NODE_CORPUS.glob("**/*.bpmn"))
 OWN = sorted((ROOT / "bpmn").glob("*.bpmn")) + sorted((ROOT / "tests" / "data").glob("*.bpmn"))
-SECONDS_PER_FILE = 1.0
+# CPU seconds of this process, not wall time: CI shares two cores among test workers and the
+# database, which stalled a 0.05 s validation past a wall-clock second. A blow-up (entity
+# expansion, quadratic parsing of a 3 MB file) costs far more than this bound.
+CPU_SECONDS_PER_FILE = 2.0
 
 BPMN_HEAD = (
     '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -32,13 +35,13 @@ def forms() -> FormRegistry:
 
 
 def checked(source: bytes | str, forms: FormRegistry, name: str) -> Validation:
-    started = time.perf_counter()
+    started = time.process_time()
     validation = validate_model_source(
         source, forms, known_processes={"decision", "assessment"}, filename=name
     )
-    elapsed = time.perf_counter() - started
+    cpu_seconds = time.process_time() - started
     assert isinstance(validation, Validation)
-    assert elapsed < SECONDS_PER_FILE, f"{name} took {elapsed:.2f} s"
+    assert cpu_seconds < CPU_SECONDS_PER_FILE, f"{name} took {cpu_seconds:.2f} CPU s"
     for finding in validation.findings:
         assert finding.severity in ("error", "warning") and finding.message
     assert validation.ok == (not validation.errors)
