@@ -6,7 +6,10 @@ so a test that uses them exercises the same paths as the web app and the CLI.
 
 from __future__ import annotations
 
-from typing import Any
+import gc
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select, text
 
@@ -14,6 +17,8 @@ from engine import Engine
 from engine.audit import VerifyResult, verify_chain
 from engine.models import AuditEvent, Case, Certificate, HumanTask
 from engine.simulation import HAPPY_PATH, valid_form_data
+
+T = TypeVar("T")
 
 # Who does each step in the helpers' default story.
 DEFAULT_PERFORMERS: dict[str, str] = {
@@ -210,3 +215,21 @@ def same_database_url(kind: str, sql) -> str:
     with sql.connect() as conn:
         schema = conn.execute(text("select current_schema()")).scalar_one()
     return f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
+
+
+def cpu_seconds_of(call: Callable[[], T]) -> tuple[T, float]:
+    """`call()`'s result and the CPU seconds this process spent on it.
+
+    CPU time, not wall time: CI shares two cores among test workers, a browser and the
+    database, and a stalled process is not a slow function. The cyclic collector is paused
+    for the call so that garbage other tests left behind is not charged to it.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        started = time.process_time()
+        result = call()
+        return result, time.process_time() - started
+    finally:
+        if collecting:
+            gc.enable()
