@@ -4,9 +4,10 @@ boundaries, request validation, and a whole application driven only through the 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from engine import Engine
 from engine.accounts import issue_api_token
@@ -120,6 +121,24 @@ def test_a_token_of_a_deactivated_user_is_refused(api, engine):
     with engine.unit_of_work() as uow:
         uow.session.execute(update(User).where(User.username == "reviewer").values(active=False))
     assert api.get("/tasks", "reviewer").status_code == 401
+
+
+def test_a_tokens_last_use_is_kept_to_the_minute(api, engine, clock):
+    def last_used():
+        with engine.sessions() as session:
+            return session.scalars(select(ApiToken.last_used_at)).one()
+
+    api.token("clerk")
+    assert last_used() is None
+    first_use = clock.now()
+    assert api.get("/tasks", "clerk").status_code == 200
+    assert last_used() == first_use
+    clock.set(first_use + timedelta(seconds=59))
+    assert api.get("/tasks", "clerk").status_code == 200
+    assert last_used() == first_use, "a use within the minute writes nothing"
+    clock.set(first_use + timedelta(minutes=1, seconds=30))
+    assert api.get("/tasks", "clerk").status_code == 200
+    assert last_used() == first_use + timedelta(minutes=1, seconds=30)
 
 
 def test_the_session_cookie_is_not_enough_for_the_api(client):
