@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, exists, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from .errors import NotFoundError
 from .incidents import open_incidents
@@ -210,12 +210,16 @@ def diagram_state(detail: CaseDetail, now: datetime) -> dict[str, list[str]]:
 
 def visible_task(session: Session, user: User, task_id: int) -> tuple[HumanTask, Case]:
     """A task and its case, if `user` may see the case; applicants see only their own steps."""
-    task = session.get(HumanTask, task_id)
-    if task is None:
+    # An alias, so that the visibility criteria's own subqueries over human_tasks stay theirs.
+    task_row = aliased(HumanTask)
+    found = session.execute(
+        select(task_row, Case)
+        .join(Case, Case.id == task_row.case_id)
+        .where(task_row.id == task_id, *visible_cases_criteria(user))
+    ).first()
+    if found is None or (not user.is_staff and found[0].role != "applicant"):
         raise NotFoundError(f"task {task_id} does not exist or is not yours to see")
-    if not user.is_staff and task.role != "applicant":
-        raise NotFoundError(f"task {task_id} does not exist or is not yours to see")
-    case = visible_case(session, user, task.case_id)
+    task, case = found
     return task, case
 
 
