@@ -235,8 +235,11 @@ def test_task_detail_has_its_form_schema_and_is_hidden_from_others(api, engine):
     assert response.json["form"] == "application"
     assert response.json["form_schema"]["type"] == "object"
     assert response.json["case_id"] == case_id
-    assert api.get(f"/tasks/{task.id}", "bob").status_code == 404
-    assert api.get("/tasks/999999", "alice").status_code == 404
+    hidden = api.get(f"/tasks/{task.id}", "bob")
+    unknown = api.get("/tasks/999999", "alice")
+    assert hidden.status_code == unknown.status_code == 404
+    assert hidden.json["error"] == f"task {task.id} does not exist or is not yours to see"
+    assert "case" not in hidden.json["error"], "a hidden task must not tell which case it is in"
     assert api.post(f"/tasks/{task.id}/claim", "bob").status_code == 404
     assert api.complete(task.id, "bob", {}).status_code == 404
 
